@@ -1,0 +1,225 @@
+'use strict'
+// The client API of "Configuration and the client" (API.md): configuration,
+// the raw escape hatch, status, events and shutdown. All of it talks to the
+// one process-wide Rust client through the batched boundary in runtime.js.
+
+const { Op, runtime, native, nativeCall } = require('./runtime.js')
+
+const { request } = runtime
+const NO_ARGS = []
+
+const OPTION_NAMES = new Set([
+  'url',
+  'keyPrefix',
+  'connectTimeoutMs',
+  'commandTimeoutMs',
+  'maxRetries',
+  'retryBaseDelayMs',
+  'retryMaxDelayMs',
+  'cluster',
+  'tls',
+])
+const MS_OPTIONS = ['connectTimeoutMs', 'commandTimeoutMs', 'retryBaseDelayMs', 'retryMaxDelayMs']
+
+/**
+ * Configures the process-wide client. Optional; call it before the first
+ * command. Calling it again while a client with other options is open throws;
+ * after `closeRedisConnection()` it may be called again.
+ */
+function configureRedis(options = {}) {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new TypeError('configureRedis(options): options must be an object')
+  }
+  for (const name of Object.keys(options)) {
+    if (!OPTION_NAMES.has(name)) throw new TypeError(`configureRedis: unknown option "${name}"`)
+  }
+  for (const name of MS_OPTIONS) {
+    const v = options[name]
+    if (v !== undefined && !(Number.isInteger(v) && v > 0 && v <= 0x7fffffff)) {
+      throw new TypeError(`configureRedis: ${name} must be a positive integer number of milliseconds`)
+    }
+  }
+  if (options.maxRetries !== undefined && !(Number.isInteger(options.maxRetries) && options.maxRetries >= 0)) {
+    throw new TypeError('configureRedis: maxRetries must be a non-negative integer')
+  }
+  for (const name of ['url', 'keyPrefix']) {
+    if (options[name] !== undefined && typeof options[name] !== 'string') {
+      throw new TypeError(`configureRedis: ${name} must be a string`)
+    }
+  }
+  if (options.cluster !== undefined && typeof options.cluster !== 'boolean') {
+    throw new TypeError('configureRedis: cluster must be a boolean')
+  }
+  if (options.tls !== undefined && (options.tls === null || typeof options.tls !== 'object')) {
+    throw new TypeError('configureRedis: tls must be an object { caFile?, rejectUnauthorized? }')
+  }
+  nativeCall(() => native.configure(options))
+}
+
+/** `{ state, reconnects, lastError }` of the process-wide client. */
+function getConnectionStatus() {
+  const status = native.connectionStatus()
+  return { state: status.state, reconnects: status.reconnects, lastError: status.lastError ?? null }
+}
+
+/**
+ * Subscribes to connection events (`connect`, `ready`, `error`, `reconnecting`,
+ * `end`). Returns a function that unsubscribes. A listener never keeps the
+ * process alive.
+ */
+function onRedisEvent(listener) {
+  if (typeof listener !== 'function') throw new TypeError('onRedisEvent(listener): listener must be a function')
+  runtime.listeners.add(listener)
+  return function unsubscribe() {
+    runtime.listeners.delete(listener)
+  }
+}
+
+/** Waits for the commands in flight, then closes the connection. Idempotent; the next command connects again. */
+function closeRedisConnection() {
+  return request(Op.CLOSE, undefined, NO_ARGS).then(() => undefined)
+}
+
+/** Connection options for BullMQ (`new Queue(name, { connection, prefix: 'jobs' })`). */
+function getBullMQConnection() {
+  const c = nativeCall(() => native.bullmqConnection())
+  const connection = { host: c.host, port: c.port, db: c.db, maxRetriesPerRequest: null }
+  if (c.username != null) connection.username = c.username
+  if (c.password != null) connection.password = c.password
+  if (c.tls != null) {
+    connection.tls = { rejectUnauthorized: c.tls.rejectUnauthorized }
+    if (c.tls.ca != null) connection.tls.ca = c.tls.ca
+  }
+  return connection
+}
+
+function checkCommand(command) {
+  if (typeof command !== 'string' || command.length === 0) {
+    throw new TypeError('a Redis command name must be a non-empty string')
+  }
+}
+
+/** Queued commands sent together; `exec()` resolves `[error, reply]` per command, in order. */
+class Pipeline {
+  constructor() {
+    this._commands = []
+  }
+
+  /** Queues `command` with its arguments. Returns the pipeline for chaining. */
+  call(command, ...args) {
+    checkCommand(command)
+    this._commands.push({ op: Op.CALL, command, args })
+    return this
+  }
+
+  /** Like `call`, with bulk replies as Buffers. */
+  callBuffer(command, ...args) {
+    checkCommand(command)
+    this._commands.push({ op: Op.CALL_BUFFER, command, args })
+    return this
+  }
+
+  /** How many commands are queued. */
+  get length() {
+    return this._commands.length
+  }
+
+  /** Sends every queued command in one round trip; resolves `[[error | null, reply], …]` in order. */
+  exec() {
+    const commands = this._commands
+    this._commands = []
+    return Promise.all(
+      commands.map(({ op, command, args }) =>
+        request(op, command, args).then(
+          (reply) => [null, reply],
+          (error) => [error, null],
+        ),
+      ),
+    )
+  }
+}
+
+/** The raw escape hatch onto the process-wide client. */
+class RedisClient {
+  /** Runs any command: `call('HSET', key, field, value)`. Bulk replies are strings. */
+  call(command, ...args) {
+    if (typeof command !== 'string' || command.length === 0) {
+      return Promise.reject(new TypeError('a Redis command name must be a non-empty string'))
+    }
+    return request(Op.CALL, command, args)
+  }
+
+  /** Like `call`, with bulk replies as Buffers (binary-safe). */
+  callBuffer(command, ...args) {
+    if (typeof command !== 'string' || command.length === 0) {
+      return Promise.reject(new TypeError('a Redis command name must be a non-empty string'))
+    }
+    return request(Op.CALL_BUFFER, command, args)
+  }
+
+  /** A pipeline: queue commands, then `exec()`. */
+  pipeline() {
+    return new Pipeline()
+  }
+
+  /** `PING` → `'PONG'`. */
+  ping() {
+    return request(Op.CALL, 'PING', NO_ARGS)
+  }
+
+  /**
+   * Iterates the keyspace with SCAN (never KEYS), yielding batches of keys:
+   * `for await (const keys of client.scan({ match: 'cache:*', count: 500 }))`.
+   * `match` is written without `keyPrefix`, and the keys come back without it.
+   */
+  scan({ match = '*', count = 100, type } = {}) {
+    if (typeof match !== 'string' || match.length === 0) throw new TypeError('scan: match must be a non-empty string')
+    if (!(Number.isInteger(count) && count > 0)) throw new TypeError('scan: count must be a positive integer')
+    if (type !== undefined && typeof type !== 'string') throw new TypeError('scan: type must be a string')
+    const args = [match, String(count), type ?? '']
+    return {
+      async *[Symbol.asyncIterator]() {
+        let cursor = '0'
+        do {
+          const [next, keys] = await request(Op.SCAN, cursor, args)
+          cursor = next
+          if (keys.length > 0) yield keys
+        } while (cursor !== '0')
+      },
+    }
+  }
+}
+
+// Command sugar (`client.get(key)`, `pipeline.set(key, value)`), named after the
+// commands whose keys Rust knows how to prefix.
+for (const name of native.knownCommands()) {
+  const method = name.toLowerCase()
+  if (!(method in RedisClient.prototype)) {
+    RedisClient.prototype[method] = function (...args) {
+      return request(Op.CALL, name, args)
+    }
+  }
+  if (!(method in Pipeline.prototype)) {
+    Pipeline.prototype[method] = function (...args) {
+      this._commands.push({ op: Op.CALL, command: name, args })
+      return this
+    }
+  }
+}
+
+const CLIENT_KEY = Symbol.for('@yesgoddess/redis/client/v1')
+/** The raw client: `call`, `callBuffer`, `pipeline`, `scan`, `ping` and one method per known command. */
+function getRedisClient() {
+  return globalThis[CLIENT_KEY] || (globalThis[CLIENT_KEY] = new RedisClient())
+}
+
+module.exports = {
+  configureRedis,
+  getConnectionStatus,
+  onRedisEvent,
+  closeRedisConnection,
+  getBullMQConnection,
+  getRedisClient,
+  RedisClient,
+  Pipeline,
+}

@@ -1,0 +1,31 @@
+'use strict'
+// `RedisKeys` and `RedisTTL`, built from the key scheme that Rust owns
+// (src/keys.rs): every builder calls into Rust, which validates the id and
+// escapes it so that an id is always data, never a pattern.
+
+const { native, nativeCall } = require('./runtime.js')
+
+function makeBuilder(index, maxArgs, family, name) {
+  let builder
+  if (maxArgs === 0) builder = () => nativeCall(() => native.buildKey(index))
+  else if (maxArgs === 1) builder = (id) => nativeCall(() => native.buildKey(index, id))
+  else builder = (a, b) => nativeCall(() => native.buildKey(index, a, b))
+  Object.defineProperty(builder, 'name', { value: `${family}.${name}` })
+  return builder
+}
+
+const RedisKeys = {}
+const RedisTTL = {}
+native.keyScheme().forEach((info, index) => {
+  const family = (RedisKeys[info.family] ||= {})
+  family[info.name] = makeBuilder(index, info.maxArgs, info.family, info.name)
+  if (info.ttl != null) (RedisTTL[info.family] ||= {})[info.name] = info.ttl
+})
+for (const [prefix, ttl] of native.prefixTtls()) {
+  if (ttl != null) (RedisTTL[prefix.replace(/:$/, '')] ||= {}).default = ttl
+}
+for (const group of [...Object.values(RedisKeys), ...Object.values(RedisTTL)]) Object.freeze(group)
+Object.freeze(RedisKeys)
+Object.freeze(RedisTTL)
+
+module.exports = { RedisKeys, RedisTTL }

@@ -1,0 +1,451 @@
+//! The process-wide client: one multiplexed connection, made lazily on the first
+//! command, re-made in the background with exponential backoff and jitter after
+//! it is lost, and closed gracefully on request.
+//!
+//! A command never waits behind a reconnect it cannot see the end of: while an
+//! attempt is under way it waits for that attempt's outcome (bounded by its own
+//! timeout); while the client is backing off between attempts it fails at once
+//! with the last connection error. Nothing is ever queued to run later.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use once_cell::sync::Lazy;
+use redis::aio::MultiplexedConnection;
+use tokio::sync::watch;
+
+use crate::config::{ClientConfig, RedisOptions};
+use crate::errors::{register_secret, Failure, FailureKind};
+use crate::events::{emit, RedisEvent};
+
+/// The tokio runtime every client uses; its threads never keep Node alive.
+pub static RUNTIME: Lazy<tokio::runtime::Runtime> = Lazy::new(|| {
+  let threads = std::env::var("YG_REDIS_THREADS")
+    .ok()
+    .and_then(|v| v.parse().ok())
+    .unwrap_or(1);
+  tokio::runtime::Builder::new_multi_thread()
+    .worker_threads(threads)
+    .thread_name("yg-redis")
+    .enable_all()
+    .build()
+    .expect("cannot start the tokio runtime")
+});
+
+/// Where the connection is, as `getConnectionStatus().state` tells it.
+#[derive(Clone)]
+enum Phase {
+  /// No connection yet, none being made (before the first command, or after
+  /// `maxRetries` attempts failed).
+  Idle,
+  /// An attempt is under way; commands wait for its outcome.
+  Connecting,
+  /// Connected; `generation` tells one connection from the next.
+  Ready {
+    conn: MultiplexedConnection,
+    generation: u64,
+  },
+  /// Waiting before the next attempt; commands fail at once.
+  BackingOff,
+  /// Closed by `closeRedisConnection()`.
+  Closed,
+}
+
+pub struct Client {
+  pub config: ClientConfig,
+  redis: redis::Client,
+  phase: watch::Sender<Phase>,
+  /// True once a connection has ever been made or attempted, to tell
+  /// `connecting` from `reconnecting`.
+  had_attempt: AtomicBool,
+  reconnect_loop_running: AtomicBool,
+  generation: AtomicU64,
+  pub reconnects: AtomicU64,
+  last_error: Mutex<Option<String>>,
+  /// Requests submitted and not yet settled, for the graceful close.
+  in_flight: AtomicUsize,
+  drained: tokio::sync::Notify,
+}
+
+/// The client's status for `getConnectionStatus()`.
+pub struct Status {
+  pub state: &'static str,
+  pub reconnects: u64,
+  pub last_error: Option<String>,
+}
+
+fn connection_config(config: &ClientConfig) -> redis::AsyncConnectionConfig {
+  redis::AsyncConnectionConfig::new()
+    .set_connection_timeout(Some(config.connect_timeout))
+    // Our own timeout wraps every request, including the wait for a connection.
+    .set_response_timeout(None)
+}
+
+impl Client {
+  pub fn new(config: ClientConfig) -> Result<Arc<Self>, Failure> {
+    if config.cluster {
+      return Err(Failure::new(
+        FailureKind::Invalid,
+        "Redis Cluster mode (cluster: true / REDIS_CLUSTER=true) is not available in this version yet",
+      ));
+    }
+    let invalid = |e: redis::RedisError| Failure::new(FailureKind::Invalid, format!("invalid Redis URL: {e}"));
+    let mut url = config.url.clone();
+    if let Some(password) = password_of(&url) {
+      register_secret(&password);
+    }
+    let redis = if config.is_tls() {
+      if !config.tls_reject_unauthorized && !url.contains("#insecure") {
+        url.push_str("#insecure");
+      }
+      let root_cert = match &config.tls_ca_file {
+        Some(file) => Some(
+          std::fs::read(file)
+            .map_err(|e| Failure::new(FailureKind::Invalid, format!("cannot read tls.caFile {file}: {e}")))?,
+        ),
+        None => None,
+      };
+      let _ = rustls::crypto::ring::default_provider().install_default();
+      redis::Client::build_with_tls(
+        url.as_str(),
+        redis::TlsCertificates {
+          client_tls: None,
+          root_cert,
+        },
+      )
+      .map_err(invalid)?
+    } else {
+      redis::Client::open(url.as_str()).map_err(invalid)?
+    };
+    let (phase, _) = watch::channel(Phase::Idle);
+    Ok(Arc::new(Self {
+      config,
+      redis,
+      phase,
+      had_attempt: AtomicBool::new(false),
+      reconnect_loop_running: AtomicBool::new(false),
+      generation: AtomicU64::new(0),
+      reconnects: AtomicU64::new(0),
+      last_error: Mutex::new(None),
+      in_flight: AtomicUsize::new(0),
+      drained: tokio::sync::Notify::new(),
+    }))
+  }
+
+  pub fn status(&self) -> Status {
+    let state = match &*self.phase.borrow() {
+      Phase::Idle => "idle",
+      Phase::Connecting if !self.had_connection() => "connecting",
+      Phase::Connecting | Phase::BackingOff => "reconnecting",
+      Phase::Ready { .. } => "ready",
+      Phase::Closed => "closed",
+    };
+    Status {
+      state,
+      reconnects: self.reconnects.load(Ordering::Relaxed),
+      last_error: self.last_error.lock().unwrap().clone(),
+    }
+  }
+
+  fn had_connection(&self) -> bool {
+    self.generation.load(Ordering::Relaxed) > 0 || self.reconnects.load(Ordering::Relaxed) > 0
+  }
+
+  pub fn is_closed(&self) -> bool {
+    matches!(&*self.phase.borrow(), Phase::Closed)
+  }
+
+  fn last_error_text(&self) -> String {
+    self
+      .last_error
+      .lock()
+      .unwrap()
+      .clone()
+      .unwrap_or_else(|| "no connection".into())
+  }
+
+  /// The live connection, waiting for an attempt under way; fails at once
+  /// while backing off. The caller bounds the wait with its own timeout.
+  pub async fn connection(self: &Arc<Self>) -> Result<(MultiplexedConnection, u64), Failure> {
+    let mut rx = self.phase.subscribe();
+    loop {
+      let phase = rx.borrow_and_update().clone();
+      match phase {
+        Phase::Ready { conn, generation } => return Ok((conn, generation)),
+        Phase::Closed => return Err(Failure::new(FailureKind::Closed, "the Redis connection is closed")),
+        Phase::BackingOff => {
+          return Err(Failure::new(
+            FailureKind::Connection,
+            format!("Redis is unreachable (reconnecting): {}", self.last_error_text()),
+          ))
+        }
+        Phase::Idle => {
+          self.start_reconnect_loop(false);
+        }
+        Phase::Connecting => {
+          if rx.changed().await.is_err() {
+            return Err(Failure::new(FailureKind::Closed, "the Redis connection is closed"));
+          }
+          // An attempt that failed leaves BackingOff (or Idle once maxRetries is
+          // spent): report its error rather than waiting for the next one.
+          match &*rx.borrow() {
+            Phase::BackingOff | Phase::Idle => {
+              return Err(Failure::new(FailureKind::Connection, self.last_error_text()));
+            }
+            _ => {}
+          }
+        }
+      }
+    }
+  }
+
+  /// Called when a request on connection `generation` failed in a way that
+  /// means the connection is gone: starts reconnecting (once per connection).
+  pub fn connection_failed(self: &Arc<Self>, generation: u64, failure: &Failure) {
+    let current = matches!(&*self.phase.borrow(), Phase::Ready { generation: g, .. } if *g == generation);
+    if !current {
+      return;
+    }
+    *self.last_error.lock().unwrap() = Some(failure.message.clone());
+    emit(RedisEvent::error(&failure.message));
+    emit(RedisEvent::simple("end"));
+    self.start_reconnect_loop(true);
+  }
+
+  /// Runs connection attempts until one succeeds, `maxRetries` is spent or
+  /// the client is closed. At most one loop runs at a time.
+  fn start_reconnect_loop(self: &Arc<Self>, after_loss: bool) {
+    if self.reconnect_loop_running.swap(true, Ordering::AcqRel) {
+      return;
+    }
+    let replaced = self.phase.send_if_modified(|p| {
+      if matches!(p, Phase::Closed) {
+        false
+      } else {
+        *p = Phase::Connecting;
+        true
+      }
+    });
+    if !replaced {
+      self.reconnect_loop_running.store(false, Ordering::Release);
+      return;
+    }
+    let this = Arc::clone(self);
+    RUNTIME.spawn(async move {
+      this.reconnect_loop(after_loss).await;
+      this.reconnect_loop_running.store(false, Ordering::Release);
+    });
+  }
+
+  async fn reconnect_loop(self: &Arc<Self>, mut counts_as_reconnect: bool) {
+    let mut attempt: u32 = 0;
+    let cfg = connection_config(&self.config);
+    loop {
+      if self.is_closed() {
+        return;
+      }
+      self.set_phase(Phase::Connecting);
+      if counts_as_reconnect || self.had_attempt.load(Ordering::Relaxed) {
+        counts_as_reconnect = true;
+      }
+      self.had_attempt.store(true, Ordering::Relaxed);
+      let result = tokio::time::timeout(
+        self.config.connect_timeout,
+        self.redis.get_multiplexed_async_connection_with_config(&cfg),
+      )
+      .await;
+      let failure = match result {
+        Ok(Ok(conn)) => {
+          if self.is_closed() {
+            return;
+          }
+          let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+          if counts_as_reconnect {
+            self.reconnects.fetch_add(1, Ordering::Relaxed);
+          }
+          emit(RedisEvent::simple("connect"));
+          self.set_phase(Phase::Ready { conn, generation });
+          emit(RedisEvent::simple("ready"));
+          return;
+        }
+        Ok(Err(e)) => Failure::from_redis(&e),
+        Err(_) => Failure::new(
+          FailureKind::Connection,
+          format!(
+            "connecting to Redis timed out after {} ms",
+            self.config.connect_timeout.as_millis()
+          ),
+        ),
+      };
+      *self.last_error.lock().unwrap() = Some(failure.message.clone());
+      attempt += 1;
+      emit(RedisEvent::error(&failure.message));
+      if self.config.max_retries.is_some_and(|max| attempt > max) {
+        self.set_phase(Phase::Idle);
+        return;
+      }
+      let delay = backoff_delay(&self.config, attempt);
+      self.set_phase(Phase::BackingOff);
+      emit(RedisEvent::reconnecting(attempt, delay));
+      tokio::time::sleep(delay).await;
+    }
+  }
+
+  fn set_phase(&self, phase: Phase) {
+    self.phase.send_if_modified(|p| {
+      if matches!(p, Phase::Closed) {
+        return false;
+      }
+      *p = phase;
+      true
+    });
+  }
+
+  /// Counts a request in flight until the returned guard is dropped.
+  pub fn begin_request(self: &Arc<Self>) -> InFlight {
+    self.in_flight.fetch_add(1, Ordering::AcqRel);
+    InFlight(Arc::clone(self))
+  }
+
+  /// Waits for the requests in flight (up to the command timeout), then closes.
+  pub async fn close(self: &Arc<Self>) {
+    let deadline = Instant::now() + self.config.command_timeout;
+    while self.in_flight.load(Ordering::Acquire) > 0 {
+      let notified = self.drained.notified();
+      if self.in_flight.load(Ordering::Acquire) == 0 {
+        break;
+      }
+      if tokio::time::timeout_at(deadline.into(), notified).await.is_err() {
+        break;
+      }
+    }
+    let was_open = !self.is_closed();
+    // Dropping the last handle of the connection ends its socket.
+    self.phase.send_replace(Phase::Closed);
+    if was_open {
+      emit(RedisEvent::simple("end"));
+    }
+  }
+}
+
+/// A request in flight; dropping it settles the count for `close()`.
+pub struct InFlight(Arc<Client>);
+
+impl Drop for InFlight {
+  fn drop(&mut self) {
+    if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+      self.0.drained.notify_waiters();
+    }
+  }
+}
+
+/// Exponential backoff with jitter: a delay drawn from the upper half of
+/// `base * 2^(attempt-1)`, kept within `[base, max]`.
+fn backoff_delay(config: &ClientConfig, attempt: u32) -> Duration {
+  let base = config.retry_base_delay.as_millis() as u64;
+  let max = config.retry_max_delay.as_millis() as u64;
+  let ceiling = base.saturating_mul(1u64 << attempt.saturating_sub(1).min(30)).min(max);
+  let half = ceiling / 2;
+  let jitter = if ceiling > half {
+    random_u64() % (ceiling - half + 1)
+  } else {
+    0
+  };
+  Duration::from_millis((half + jitter).clamp(base, max))
+}
+
+/// A cheap random number (not for secrets): time and a counter through splitmix64.
+pub fn random_u64() -> u64 {
+  static COUNTER: AtomicU64 = AtomicU64::new(0);
+  let nanos = std::time::SystemTime::now()
+    .duration_since(std::time::UNIX_EPOCH)
+    .map(|d| d.as_nanos() as u64)
+    .unwrap_or(0);
+  let mut z = nanos ^ COUNTER.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+  z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+  z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+  z ^ (z >> 31)
+}
+
+/// The password in a `redis://user:password@host` URL, if any.
+fn password_of(url: &str) -> Option<String> {
+  let rest = url.split_once("://")?.1;
+  let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+  let userinfo = &authority[..authority.rfind('@')?];
+  let password = userinfo.split_once(':').map(|(_, p)| p).unwrap_or(userinfo);
+  (!password.is_empty()).then(|| password.to_string())
+}
+
+/// The one client of this process and the options the next one is made from.
+struct Registry {
+  client: Option<Arc<Client>>,
+  options: Option<RedisOptions>,
+}
+
+static REGISTRY: Lazy<RwLock<Registry>> = Lazy::new(|| {
+  RwLock::new(Registry {
+    client: None,
+    options: None,
+  })
+});
+
+/// The current client, made (not connected) from the configured options on first use.
+pub fn current() -> Result<Arc<Client>, Failure> {
+  if let Some(client) = REGISTRY.read().unwrap().client.as_ref() {
+    if !client.is_closed() {
+      return Ok(Arc::clone(client));
+    }
+  }
+  let mut registry = REGISTRY.write().unwrap();
+  if let Some(client) = registry.client.as_ref() {
+    if !client.is_closed() {
+      return Ok(Arc::clone(client));
+    }
+  }
+  let options = registry.options.clone().unwrap_or_default();
+  let config = ClientConfig::resolve(&options).map_err(|e| Failure::new(FailureKind::Invalid, e.reason))?;
+  let client = Client::new(config)?;
+  registry.client = Some(Arc::clone(&client));
+  Ok(client)
+}
+
+/// The current client if one is open, without making one.
+pub fn existing() -> Option<Arc<Client>> {
+  REGISTRY
+    .read()
+    .unwrap()
+    .client
+    .as_ref()
+    .filter(|c| !c.is_closed())
+    .cloned()
+}
+
+/// The configuration the next client will use (the open one's, if any).
+pub fn effective_config() -> napi::Result<ClientConfig> {
+  let registry = REGISTRY.read().unwrap();
+  match registry.client.as_ref().filter(|c| !c.is_closed()) {
+    Some(c) => Ok(c.config.clone()),
+    None => ClientConfig::resolve(&registry.options.clone().unwrap_or_default()),
+  }
+}
+
+/// Stores options for the next client. Refused while a client is open, unless
+/// the options are the same as the open client's (a re-evaluated module).
+pub fn configure(options: RedisOptions) -> napi::Result<()> {
+  let config = ClientConfig::resolve(&options)?;
+  let mut registry = REGISTRY.write().unwrap();
+  if let Some(client) = registry.client.as_ref().filter(|c| !c.is_closed()) {
+    if format!("{:?}", client.config) == format!("{:?}", config) {
+      return Ok(());
+    }
+    return Err(crate::errors::usage_error(
+      "configureRedis() must be called before the first command, or after closeRedisConnection()",
+    ));
+  }
+  if let Some(password) = password_of(&config.url) {
+    register_secret(&password);
+  }
+  registry.options = Some(options);
+  Ok(())
+}

@@ -1,0 +1,67 @@
+//! `@yesgoddess/redis`: the Redis layer of the YesGoddess backend as a Node.js
+//! native addon. Rust owns the client, the protocol and the key scheme; the JS
+//! layer (`index.js`) adds only what the FFI cannot express well (promises,
+//! listeners, async iterators).
+
+#![deny(clippy::all)]
+
+mod boundary;
+mod client;
+mod config;
+mod errors;
+mod events;
+mod keys;
+
+use napi_derive::napi;
+
+pub use boundary::Channel;
+pub use config::{BullMqConnection, RedisOptions};
+
+/// Stores options for the client; refused once a client with other options is open.
+#[napi]
+pub fn configure(options: RedisOptions) -> napi::Result<()> {
+  client::configure(options)
+}
+
+/// The client's connection status.
+#[napi(object)]
+pub struct ConnectionStatus {
+  /// `idle`, `connecting`, `ready`, `reconnecting` or `closed`.
+  pub state: String,
+  /// How many times the connection was made again after it was lost or failed.
+  pub reconnects: u32,
+  /// The last connection error, with any password removed; null when none.
+  pub last_error: Option<String>,
+}
+
+/// The client's connection status (`idle` before the first command).
+#[napi]
+pub fn connection_status() -> ConnectionStatus {
+  match client::existing() {
+    Some(c) => {
+      let s = c.status();
+      ConnectionStatus {
+        state: s.state.to_string(),
+        reconnects: s.reconnects as u32,
+        last_error: s.last_error,
+      }
+    }
+    None => ConnectionStatus {
+      state: "idle".into(),
+      reconnects: 0,
+      last_error: None,
+    },
+  }
+}
+
+/// BullMQ's connection options, parsed from the configured URL.
+#[napi]
+pub fn bullmq_connection() -> napi::Result<BullMqConnection> {
+  client::effective_config()?.bullmq_connection()
+}
+
+/// The key prefix in force (`keyPrefix` / `REDIS_KEY_PREFIX`).
+#[napi]
+pub fn key_prefix() -> napi::Result<String> {
+  Ok(String::from_utf8_lossy(&client::effective_config()?.key_prefix).into_owned())
+}
