@@ -157,10 +157,7 @@ impl Channel {
         match reader.bytes_at(j)? {
           Ok(bytes) => args.push(bytes),
           Err(what) => {
-            bad_arg = Some(format!(
-              "argument {} is {what}; pass a string, a number or a Buffer",
-              j - start
-            ));
+            bad_arg = Some((j - start, what));
             break;
           }
         }
@@ -172,7 +169,14 @@ impl Channel {
         });
         continue;
       };
-      if let Some(message) = bad_arg {
+      if let Some((position, what)) = bad_arg {
+        let message = match (op, args.first()) {
+          (Op::Call | Op::CallBuffer, Some(name)) => format!(
+            "{}: argument {position} is {what}; pass a string, a number or a Buffer",
+            String::from_utf8_lossy(name).to_ascii_uppercase()
+          ),
+          _ => format!("argument {position} is {what}; pass a string, a number or a Buffer"),
+        };
         early.push(Message::Failed {
           id,
           failure: Failure::new(FailureKind::Invalid, message),

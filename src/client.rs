@@ -62,7 +62,7 @@ pub struct Client {
   reconnect_loop_running: AtomicBool,
   generation: AtomicU64,
   pub reconnects: AtomicU64,
-  last_error: Mutex<Option<String>>,
+  last_failure: Mutex<Option<Failure>>,
   /// Requests submitted and not yet settled, for the graceful close.
   in_flight: AtomicUsize,
   drained: tokio::sync::Notify,
@@ -127,7 +127,7 @@ impl Client {
       reconnect_loop_running: AtomicBool::new(false),
       generation: AtomicU64::new(0),
       reconnects: AtomicU64::new(0),
-      last_error: Mutex::new(None),
+      last_failure: Mutex::new(None),
       in_flight: AtomicUsize::new(0),
       drained: tokio::sync::Notify::new(),
     }))
@@ -144,7 +144,7 @@ impl Client {
     Status {
       state,
       reconnects: self.reconnects.load(Ordering::Relaxed),
-      last_error: self.last_error.lock().unwrap().clone(),
+      last_error: self.last_failure.lock().unwrap().as_ref().map(|f| f.message.clone()),
     }
   }
 
@@ -156,13 +156,14 @@ impl Client {
     matches!(&*self.phase.borrow(), Phase::Closed)
   }
 
-  fn last_error_text(&self) -> String {
+  /// The last connection failure, or a generic one.
+  fn last_failure(&self) -> Failure {
     self
-      .last_error
+      .last_failure
       .lock()
       .unwrap()
       .clone()
-      .unwrap_or_else(|| "no connection".into())
+      .unwrap_or_else(|| Failure::new(FailureKind::Connection, "no connection to Redis"))
   }
 
   /// The live connection, waiting for an attempt under way; fails at once
@@ -175,10 +176,11 @@ impl Client {
         Phase::Ready { conn, generation } => return Ok((conn, generation)),
         Phase::Closed => return Err(Failure::new(FailureKind::Closed, "the Redis connection is closed")),
         Phase::BackingOff => {
+          let last = self.last_failure();
           return Err(Failure::new(
-            FailureKind::Connection,
-            format!("Redis is unreachable (reconnecting): {}", self.last_error_text()),
-          ))
+            last.kind,
+            format!("Redis is unreachable (reconnecting): {}", last.message),
+          ));
         }
         Phase::Idle => {
           self.start_reconnect_loop(false);
@@ -191,7 +193,7 @@ impl Client {
           // spent): report its error rather than waiting for the next one.
           match &*rx.borrow() {
             Phase::BackingOff | Phase::Idle => {
-              return Err(Failure::new(FailureKind::Connection, self.last_error_text()));
+              return Err(self.last_failure());
             }
             _ => {}
           }
@@ -207,7 +209,7 @@ impl Client {
     if !current {
       return;
     }
-    *self.last_error.lock().unwrap() = Some(failure.message.clone());
+    *self.last_failure.lock().unwrap() = Some(failure.clone());
     emit(RedisEvent::error(&failure.message));
     emit(RedisEvent::simple("end"));
     self.start_reconnect_loop(true);
@@ -278,7 +280,7 @@ impl Client {
           ),
         ),
       };
-      *self.last_error.lock().unwrap() = Some(failure.message.clone());
+      *self.last_failure.lock().unwrap() = Some(failure.clone());
       attempt += 1;
       emit(RedisEvent::error(&failure.message));
       if self.config.max_retries.is_some_and(|max| attempt > max) {

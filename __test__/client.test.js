@@ -1,0 +1,123 @@
+'use strict'
+// Round trips through the real addon against the private redis-server.
+const { redis, useRedis } = require('./support/client.js')
+
+const { ReplyError } = redis
+let client
+
+beforeAll(async () => {
+  client = await useRedis()
+})
+afterAll(() => redis.closeRedisConnection())
+
+const key = (name) => `test:client:${name}`
+
+test('call, command methods and ping round-trip', async () => {
+  expect(await client.ping()).toBe('PONG')
+  expect(await client.call('SET', key('a'), 'value-a')).toBe('OK')
+  expect(await client.call('GET', key('a'))).toBe('value-a')
+  expect(await client.get(key('a'))).toBe('value-a')
+  expect(await client.call('get', key('missing'))).toBeNull()
+  expect(await client.incrby(key('n'), 41)).toBe(41)
+  expect(await client.incr(key('n'))).toBe(42)
+  await client.call('RPUSH', key('list'), 'x', 'y', 'z')
+  expect(await client.lrange(key('list'), 0, -1)).toEqual(['x', 'y', 'z'])
+  await client.hset(key('h'), 'f1', 'v1', 'f2', 'v2')
+  expect(await client.hgetall(key('h'))).toEqual(['f1', 'v1', 'f2', 'v2'])
+  expect(await client.call('EVAL', 'return {KEYS[1], ARGV[1], 7}', 1, key('k'), 'arg')).toEqual([key('k'), 'arg', 7])
+})
+
+test('binary-safe values through Buffers and unicode strings round-trip', async () => {
+  const bytes = Buffer.from(Array.from({ length: 256 }, (_, i) => i))
+  expect(await client.call('SET', key('bin'), bytes)).toBe('OK')
+  const back = await client.callBuffer('GET', key('bin'))
+  expect(Buffer.isBuffer(back)).toBe(true)
+  expect(back.equals(bytes)).toBe(true)
+  expect(Number(await client.call('STRLEN', key('bin')))).toBe(256)
+
+  const text = 'naïve café — 日本語 🎉 \u0000 end'
+  await client.set(key('utf8'), text)
+  expect(await client.get(key('utf8'))).toBe(text)
+  expect(await client.call('STRLEN', key('utf8'))).toBe(Buffer.byteLength(text))
+  const u8 = new Uint8Array([0xff, 0x00, 0xfe])
+  await client.call('SET', key('u8'), u8)
+  expect([...(await client.callBuffer('GET', key('u8')))]).toEqual([0xff, 0x00, 0xfe])
+})
+
+test('each request keeps its own result: one failure never rejects its neighbours', async () => {
+  await client.set(key('s'), 'string')
+  const results = await Promise.allSettled([
+    client.call('GET', key('s')),
+    client.call('HGET', key('s'), 'field'), // WRONGTYPE
+    client.call('NO-SUCH-COMMAND'),
+    client.call('SET', key('bad'), { not: 'an argument' }),
+    client.call('INCR', key('counter')),
+  ])
+  expect(results[0]).toEqual({ status: 'fulfilled', value: 'string' })
+  expect(results[1].reason).toBeInstanceOf(ReplyError)
+  expect(results[1].reason.code).toBe('WRONGTYPE')
+  expect(results[2].reason).toBeInstanceOf(ReplyError)
+  expect(results[2].reason.message).toMatch(/unknown command/)
+  expect(results[3].reason).toBeInstanceOf(TypeError)
+  expect(results[3].reason.message).toMatch(/^SET: argument 2 is an object/)
+  expect(results[4]).toEqual({ status: 'fulfilled', value: 1 })
+  // the bad SET sent nothing
+  expect(await client.exists(key('bad'))).toBe(0)
+})
+
+test('bad command names are TypeErrors before anything is sent', async () => {
+  await expect(client.call('')).rejects.toBeInstanceOf(TypeError)
+  await expect(client.call(42)).rejects.toBeInstanceOf(TypeError)
+  expect(() => client.pipeline().call(undefined)).toThrow(TypeError)
+  for (const bad of [undefined, null, true, Symbol('s'), () => 1, 10n]) {
+    await expect(client.call('SET', key('x'), bad)).rejects.toBeInstanceOf(TypeError)
+  }
+})
+
+test('many concurrent requests each get their own reply', async () => {
+  const n = 5000
+  await Promise.all(Array.from({ length: n }, (_, i) => client.set(key(`many:${i}`), `v${i}`)))
+  const values = await Promise.all(Array.from({ length: n }, (_, i) => client.get(key(`many:${i}`))))
+  values.forEach((v, i) => expect(v).toBe(`v${i}`))
+})
+
+test('pipeline().exec() resolves every reply in order, errors in place', async () => {
+  const pipeline = client.pipeline()
+  pipeline.set(key('p1'), 'one')
+  pipeline.set(key('p2'), 'two')
+  pipeline.call('HGET', key('p1'), 'f')
+  pipeline.get(key('p2'))
+  pipeline.incr(key('pn'))
+  expect(pipeline.length).toBe(5)
+  const results = await pipeline.exec()
+  expect(results).toHaveLength(5)
+  expect(results[0]).toEqual([null, 'OK'])
+  expect(results[1]).toEqual([null, 'OK'])
+  expect(results[2][0]).toBeInstanceOf(ReplyError)
+  expect(results[2][1]).toBeNull()
+  expect(results[3]).toEqual([null, 'two'])
+  expect(results[4]).toEqual([null, 1])
+  expect(await client.pipeline().exec()).toEqual([])
+})
+
+test('scan() iterates every matching key in batches, never KEYS', async () => {
+  const wanted = new Set()
+  const p = client.pipeline()
+  for (let i = 0; i < 1234; i++) {
+    const k = key(`scan:${i}`)
+    wanted.add(k)
+    p.set(k, '1')
+  }
+  p.set(key('scanx'), 'not matched')
+  await p.exec()
+  const seen = new Set()
+  let batches = 0
+  for await (const keys of client.scan({ match: key('scan:*'), count: 100 })) {
+    batches++
+    for (const k of keys) seen.add(k)
+  }
+  expect(batches).toBeGreaterThan(1)
+  expect(seen).toEqual(wanted)
+  expect(() => client.scan({ count: 0 })).toThrow(TypeError)
+  expect(() => client.scan({ match: '' })).toThrow(TypeError)
+})

@@ -1,0 +1,315 @@
+'use strict'
+// The connection's life: lazy start, timeouts, reconnects, auth, shutdown and
+// the process lifetime. Each fault test runs against a redis-server of its own.
+const net = require('node:net')
+const Redis = require('ioredis')
+const { RedisServer, freePort } = require('./support/redis-server.js')
+const { redis, useRedis, waitFor, runNode } = require('./support/client.js')
+
+const { RedisTimeoutError, RedisConnectionError, RedisAuthError } = redis
+
+afterAll(() => redis.closeRedisConnection())
+
+/** A TCP listener that only counts the connections made to it. */
+async function connectionCounter() {
+  const sockets = []
+  const server = net.createServer((socket) => sockets.push(socket))
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    url: `redis://127.0.0.1:${server.address().port}`,
+    count: () => sockets.length,
+    close: () => {
+      sockets.forEach((s) => s.destroy())
+      return new Promise((resolve) => server.close(resolve))
+    },
+  }
+}
+
+describe('lazy start', () => {
+  test('importing and building keys opens no socket and never throws, even with no server', async () => {
+    const counter = await connectionCounter()
+    try {
+      const quiet = await runNode(
+        `const r = require('.');
+         const s = r.getConnectionStatus();
+         r.RedisKeys.cache.user(1); r.getRedisClient(); r.getBullMQConnection();
+         setTimeout(() => console.log(JSON.stringify(s)), 300)`,
+        { env: { REDIS_URL: counter.url } },
+      )
+      expect(quiet.code).toBe(0)
+      expect(JSON.parse(quiet.stdout)).toEqual({ state: 'idle', reconnects: 0, lastError: null })
+      expect(counter.count()).toBe(0)
+      // the control: the first command does connect
+      await runNode(
+        `const r = require('.');
+         r.configureRedis({ commandTimeoutMs: 200, connectTimeoutMs: 200 });
+         r.getRedisClient().ping().catch(() => {}).finally(() => process.exit(0))`,
+        { env: { REDIS_URL: counter.url } },
+      )
+      expect(counter.count()).toBeGreaterThanOrEqual(1)
+      const dead = await runNode(`require('.'); console.log('imported')`, {
+        env: { REDIS_URL: 'redis://127.0.0.1:1' },
+      })
+      expect(dead.stdout.trim()).toBe('imported')
+    } finally {
+      await counter.close()
+    }
+  })
+})
+
+describe('failing fast', () => {
+  test('a first command against a dead port rejects promptly with a connection error', async () => {
+    const port = await freePort()
+    const client = await useRedis({ url: `redis://127.0.0.1:${port}`, retryBaseDelayMs: 100 })
+    const started = Date.now()
+    const error = await client.ping().catch((e) => e)
+    expect(Date.now() - started).toBeLessThan(1000)
+    expect(error).toBeInstanceOf(RedisConnectionError)
+    expect(error.message).toMatch(/refused/i)
+    expect(redis.getConnectionStatus().lastError).toMatch(/refused/i)
+    // while backing off, commands fail at once instead of piling up
+    const again = Date.now()
+    await expect(client.get('k')).rejects.toBeInstanceOf(RedisConnectionError)
+    expect(Date.now() - again).toBeLessThan(200)
+  })
+
+  test('a command against a paused server times out with a clear error, and the connection stays in step', async () => {
+    const server = await new RedisServer().start()
+    const inspector = new Redis(server.url)
+    try {
+      const client = await useRedis({ url: server.url, commandTimeoutMs: 300 })
+      await client.set('k1', 'one')
+      await client.set('k2', 'two')
+      await inspector.call('CLIENT', 'PAUSE', '1500', 'ALL')
+      const started = Date.now()
+      const error = await client.incr('counter').catch((e) => e)
+      const elapsed = Date.now() - started
+      expect(error).toBeInstanceOf(RedisTimeoutError)
+      expect(error.code).toBe('ETIMEDOUT')
+      expect(error.message).toBe('Redis command INCR timed out after 300 ms')
+      expect(elapsed).toBeGreaterThanOrEqual(280)
+      expect(elapsed).toBeLessThan(1000)
+      await new Promise((r) => setTimeout(r, 1500))
+      // the late reply to the timed-out INCR is dropped; later replies match their requests
+      expect(await client.get('k1')).toBe('one')
+      expect(await client.get('k2')).toBe('two')
+      // the INCR was sent once and ran once; it was never sent again
+      expect(await inspector.get('counter')).toBe('1')
+      expect(redis.getConnectionStatus().state).toBe('ready')
+    } finally {
+      inspector.disconnect()
+      await server.stop()
+    }
+  })
+})
+
+describe('reconnecting', () => {
+  test('after the server restarts: status, events, backoff, and no replay', async () => {
+    const server = await new RedisServer().start()
+    try {
+      const client = await useRedis({ url: server.url, retryBaseDelayMs: 50, retryMaxDelayMs: 200 })
+      const events = []
+      const unsubscribe = redis.onRedisEvent((e) => events.push(e))
+      await client.set('before', '1')
+      expect(redis.getConnectionStatus()).toEqual({ state: 'ready', reconnects: 0, lastError: null })
+      expect(events.map((e) => e.type)).toEqual(['connect', 'ready'])
+
+      await server.stop()
+      const error = await client.incr('replayed').catch((e) => e)
+      expect(error).toBeInstanceOf(RedisConnectionError)
+      await waitFor(() => events.some((e) => e.type === 'reconnecting'))
+      const status = redis.getConnectionStatus()
+      expect(status.state).toBe('reconnecting')
+      expect(status.lastError).toBeTruthy()
+      const types = events.map((e) => e.type)
+      expect(types).toEqual(expect.arrayContaining(['error', 'end', 'reconnecting']))
+      const retry = events.find((e) => e.type === 'reconnecting')
+      expect(retry.attempt).toBeGreaterThanOrEqual(1)
+      expect(retry.delayMs).toBeGreaterThanOrEqual(50)
+      expect(retry.delayMs).toBeLessThanOrEqual(200)
+
+      await server.start()
+      await waitFor(() => redis.getConnectionStatus().state === 'ready', 10000)
+      expect(redis.getConnectionStatus().reconnects).toBe(1)
+      expect(events.slice(-2).map((e) => e.type)).toEqual(['connect', 'ready'])
+      expect(await client.get('before')).toBeNull() // a fresh server: it keeps nothing
+      expect(await client.get('replayed')).toBeNull() // the failed INCR was never run later
+      unsubscribe()
+      const count = events.length
+      await client.ping()
+      await server.stop()
+      await client.ping().catch(() => {})
+      await new Promise((r) => setTimeout(r, 100))
+      expect(events.length).toBe(count)
+    } finally {
+      await server.stop()
+    }
+  })
+
+  test('maxRetries stops the background attempts; the next command tries again', async () => {
+    const port = await freePort()
+    const client = await useRedis({ url: `redis://127.0.0.1:${port}`, maxRetries: 2, retryBaseDelayMs: 20, retryMaxDelayMs: 40 })
+    const events = []
+    const unsubscribe = redis.onRedisEvent((e) => events.push(e))
+    await expect(client.ping()).rejects.toBeInstanceOf(RedisConnectionError)
+    await waitFor(() => redis.getConnectionStatus().state === 'idle', 3000)
+    expect(events.filter((e) => e.type === 'error')).toHaveLength(3)
+    const server = await new RedisServer({ port }).start()
+    try {
+      expect(await client.ping()).toBe('PONG')
+    } finally {
+      unsubscribe()
+      await redis.closeRedisConnection()
+      await server.stop()
+    }
+  })
+})
+
+describe('authentication', () => {
+  test('a wrong password gives an auth error that never shows the password', async () => {
+    const server = await new RedisServer({ args: ['--requirepass', 'the-right-one'] }).start()
+    try {
+      const secret = 'hunter2-Wrong-Secret'
+      const events = []
+      const unsubscribe = redis.onRedisEvent((e) => events.push(e))
+      const client = await useRedis({ url: `redis://default:${secret}@127.0.0.1:${server.port}/0` })
+      const error = await client.ping().catch((e) => e)
+      unsubscribe()
+      expect(error).toBeInstanceOf(RedisAuthError)
+      expect(error.code).toBe('EAUTH')
+      expect(error.message).toMatch(/WRONGPASS|auth/i)
+      const status = redis.getConnectionStatus()
+      const everything = JSON.stringify({ message: error.message, stack: error.stack, status, events })
+      expect(everything).not.toContain(secret)
+      expect(status.lastError).toMatch(/auth/i)
+
+      await redis.closeRedisConnection()
+      const good = await useRedis({ url: `redis://:the-right-one@127.0.0.1:${server.port}/2` })
+      expect(await good.ping()).toBe('PONG')
+      await good.set('in-db-2', 'yes')
+      expect(server.cli('-a', 'the-right-one', '--no-auth-warning', '-n', '2', 'GET', 'in-db-2')).toBe('yes')
+      expect(redis.getBullMQConnection()).toMatchObject({
+        host: '127.0.0.1',
+        port: server.port,
+        password: 'the-right-one',
+        db: 2,
+        maxRetriesPerRequest: null,
+      })
+    } finally {
+      await redis.closeRedisConnection()
+      await server.stop()
+    }
+  })
+
+  test('a password never shows in a configuration error either', () => {
+    expect(() => redis.configureRedis({ url: 'http://user:pa55word-xyz@host:1' })).toThrow(TypeError)
+    try {
+      redis.configureRedis({ url: 'http://user:pa55word-xyz@host:1' })
+    } catch (e) {
+      expect(e.message).not.toContain('pa55word-xyz')
+    }
+  })
+})
+
+describe('closing and reuse', () => {
+  test('close waits for commands in flight, is idempotent, and the client can be used again', async () => {
+    const client = await useRedis()
+    const inFlight = Array.from({ length: 200 }, (_, i) => client.set(`close:${i}`, String(i)))
+    const closed = redis.closeRedisConnection()
+    const results = await Promise.allSettled(inFlight)
+    await closed
+    expect(results.every((r) => r.status === 'fulfilled')).toBe(true)
+    expect(redis.getConnectionStatus().state).toBe('idle')
+    await redis.closeRedisConnection()
+    await redis.closeRedisConnection()
+    // reuse: the next command connects again with the same configuration
+    expect(await client.get('close:199')).toBe('199')
+    expect(redis.getConnectionStatus().state).toBe('ready')
+  })
+
+  test('configureRedis: validated, refused while a client with other options is open, allowed after close', async () => {
+    const client = await useRedis()
+    await client.ping()
+    expect(() => redis.configureRedis({ url: process.env.REDIS_URL })).not.toThrow() // same options: no-op
+    expect(() => redis.configureRedis({ url: process.env.REDIS_URL, commandTimeoutMs: 999 })).toThrow(
+      /before the first command/,
+    )
+    expect(() => redis.configureRedis({ commandTimeoutMs: -1 })).toThrow(TypeError)
+    expect(() => redis.configureRedis({ comandTimeoutMs: 100 })).toThrow(/unknown option "comandTimeoutMs"/)
+    expect(() => redis.configureRedis({ url: 'mysql://x' })).toThrow(TypeError)
+    expect(() => redis.configureRedis({ retryBaseDelayMs: 500, retryMaxDelayMs: 100 })).toThrow(TypeError)
+    expect(() => redis.configureRedis('redis://x')).toThrow(TypeError)
+    await redis.closeRedisConnection()
+    expect(() => redis.configureRedis({ url: process.env.REDIS_URL, commandTimeoutMs: 999 })).not.toThrow()
+    expect(await client.ping()).toBe('PONG')
+  })
+
+  test('cluster mode is refused with a clear error rather than silently ignored', async () => {
+    const client = await useRedis({ cluster: true })
+    await expect(client.ping()).rejects.toThrow(/Cluster mode/)
+    await useRedis()
+  })
+})
+
+describe('process lifetime', () => {
+  test('a process that did one command and no close exits by itself', async () => {
+    const result = await runNode(
+      `const r = require('.');
+       r.getRedisClient().set('child:exit', 'done').then((reply) => console.log(reply))`,
+      { timeoutMs: 10000 },
+    )
+    expect(result.code).toBe(0)
+    expect(result.stdout.trim()).toBe('OK')
+    expect(result.ms).toBeLessThan(5000)
+  })
+
+  test('a pending command keeps the process alive until it settles', async () => {
+    const result = await runNode(
+      `const r = require('.');
+       r.configureRedis({ commandTimeoutMs: 5000 });
+       const started = Date.now();
+       r.getRedisClient().call('BLPOP', 'child:nothing-here', '1')
+         .then((reply) => console.log(JSON.stringify({ reply, waited: Date.now() - started })))`,
+      { timeoutMs: 10000 },
+    )
+    expect(result.code).toBe(0)
+    const { reply, waited } = JSON.parse(result.stdout)
+    expect(reply).toBeNull()
+    expect(waited).toBeGreaterThanOrEqual(900)
+  })
+
+  test('an event listener does not keep the process alive', async () => {
+    const result = await runNode(
+      `const r = require('.');
+       r.onRedisEvent(() => {});
+       r.getRedisClient().ping().then((p) => console.log(p))`,
+      { timeoutMs: 10000 },
+    )
+    expect(result.stdout.trim()).toBe('PONG')
+    expect(result.ms).toBeLessThan(5000)
+  })
+})
+
+describe('hot reload', () => {
+  test('re-evaluating the module (Next.js dev) keeps one connection per process', async () => {
+    const server = await new RedisServer().start()
+    try {
+      const modules = []
+      for (let i = 0; i < 3; i++) {
+        jest.isolateModules(() => modules.push(require('..')))
+      }
+      expect(new Set(modules).size).toBe(3) // three evaluations of the JS module
+      await modules[0].closeRedisConnection()
+      for (const m of modules) {
+        m.configureRedis({ url: server.url }) // a re-evaluated module configures again: allowed
+        expect(await m.getRedisClient().ping()).toBe('PONG')
+      }
+      await Promise.all(modules.map((m) => m.getRedisClient().set('hot', 'reload')))
+      const clients = server.cli('CLIENT', 'LIST').split('\n').filter((line) => !line.includes('cmd=client'))
+      expect(clients).toHaveLength(1)
+    } finally {
+      await redis.closeRedisConnection()
+      await server.stop()
+    }
+  })
+})

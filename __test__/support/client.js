@@ -1,0 +1,51 @@
+'use strict'
+// Test helpers around the package under test.
+const { spawn } = require('node:child_process')
+const path = require('node:path')
+
+const ROOT = path.resolve(__dirname, '..', '..')
+const redis = require(ROOT)
+
+/** Closes whatever client an earlier test file left, then configures a fresh one. */
+async function useRedis(options = {}) {
+  await redis.closeRedisConnection()
+  redis.configureRedis({ url: process.env.REDIS_URL, ...options })
+  return redis.getRedisClient()
+}
+
+/** Polls `check` until it returns truthy or `timeoutMs` passes. */
+async function waitFor(check, timeoutMs = 10000, intervalMs = 20) {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const value = await check()
+    if (value) return value
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`)
+    await new Promise((r) => setTimeout(r, intervalMs))
+  }
+}
+
+/** Runs a CommonJS script in a child node process; resolves `{ code, stdout, stderr, ms }`. */
+function runNode(source, { env = {}, timeoutMs = 20000 } = {}) {
+  return new Promise((resolve, reject) => {
+    const started = Date.now()
+    const child = spawn(process.execPath, ['-e', source], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (d) => (stdout += d))
+    child.stderr.on('data', (d) => (stderr += d))
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL')
+      reject(new Error(`child did not exit within ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`))
+    }, timeoutMs)
+    child.on('exit', (code) => {
+      clearTimeout(timer)
+      resolve({ code, stdout, stderr, ms: Date.now() - started })
+    })
+  })
+}
+
+module.exports = { ROOT, redis, useRedis, waitFor, runNode }

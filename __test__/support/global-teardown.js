@@ -1,0 +1,4 @@
+'use strict'
+module.exports = async function globalTeardown() {
+  if (globalThis.__YG_PRIVATE_REDIS__) await globalThis.__YG_PRIVATE_REDIS__.stop()
+}
