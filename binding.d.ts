@@ -20,12 +20,15 @@ export declare class Channel {
    */
   constructor(wake: WakeFn)
   /**
-   * Submits the requests in `batch` (`id, op, argc, arg…` repeated; `count`
-   * entries are read). Never throws for one bad request: that request fails alone.
+   * Submits `count` entries of `meta` (see the module docs). Never throws for
+   * one bad request: that request fails alone.
    */
-  submit(batch: unknown, count: number): void
-  /** Takes every settled request and event: `tag, value` pairs (see the module docs). */
-  drain(): unknown
+  submit(meta: unknown, count: number, text: unknown, buffers: unknown): void
+  /**
+   * Moves settled requests and events into `meta` / `data` / `extras` (see the
+   * module docs); `meta[1]` is 1 when more are waiting.
+   */
+  drain(meta: unknown, data: unknown, extras: unknown): void
 }
 
 /** Builds the key of builder `index` (from `keyScheme()`) for the given ids. */

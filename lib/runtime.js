@@ -89,6 +89,15 @@ function nativeCall(fn) {
   }
 }
 
+/** Describes an argument that is not a string, number or Uint8Array, or returns null. */
+function badArgument(value) {
+  if (value === undefined) return 'undefined'
+  if (value === null) return 'null'
+  const type = typeof value
+  if (type === 'object') return 'an object'
+  return `a ${type}`
+}
+
 function createRuntime() {
   // Pending requests live in parallel arrays indexed by id; freed ids are reused.
   const resolvers = []
@@ -96,10 +105,18 @@ function createRuntime() {
   const freeIds = []
   let pending = 0
 
-  // The outgoing batch: `id, op, argc, arg…` written at `batchLength`.
-  const batch = []
-  let batchLength = 0
+  // The outgoing batch (see src/boundary.rs): metadata, the concatenated
+  // string arguments, and Buffer arguments.
+  let outMeta = new Int32Array(4096)
+  let outLength = 0
+  let outText = ''
+  let outBuffers = []
   let flushScheduled = false
+
+  // Where drained replies land: metadata, string bytes, and everything else.
+  const inMeta = new Float64Array(2 + 3 * 4096)
+  const inData = Buffer.allocUnsafeSlow(1 << 20)
+  const inExtras = []
 
   const listeners = new Set()
   const keepAlive = setInterval(() => {}, 1 << 30)
@@ -107,31 +124,52 @@ function createRuntime() {
 
   const channel = new native.Channel(wake)
 
+  function settle(id, kind, value) {
+    const resolve = resolvers[id]
+    const reject = rejecters[id]
+    resolvers[id] = undefined
+    rejecters[id] = undefined
+    freeIds.push(id)
+    pending--
+    if (kind === 0) resolve(value)
+    else reject(failure(kind, value))
+  }
+
   function wake() {
-    let entries
     try {
-      entries = channel.drain()
+      let more = 1
+      while (more === 1) {
+        inExtras.length = 0
+        channel.drain(inMeta, inData, inExtras)
+        const count = inMeta[0]
+        more = inMeta[1]
+        let position = 0
+        for (let i = 0, m = 2; i < count; i++, m += 3) {
+          const tag = inMeta[m]
+          const type = inMeta[m + 1]
+          const num = inMeta[m + 2]
+          let value
+          if (type === 0) {
+            value = inData.utf8Slice(position, position + num)
+            position += num
+          } else if (type === 1) value = num
+          else if (type === 2) value = null
+          else if (type === 4) {
+            value = Buffer.from(inData.subarray(position, position + num))
+            position += num
+          }
+          else if (type === 5) value = 'OK'
+          else value = inExtras[num]
+          if (tag < 0) {
+            dispatchEvent(value)
+          } else {
+            const kind = tag % 8
+            settle((tag - kind) / 8, kind, value)
+          }
+        }
+      }
     } catch (error) {
       process.emitWarning(`@yesgoddess/redis: draining replies failed: ${error && error.message}`)
-      return
-    }
-    for (let i = 0; i < entries.length; i += 2) {
-      const tag = entries[i]
-      const value = entries[i + 1]
-      if (tag < 0) {
-        dispatchEvent(value)
-        continue
-      }
-      const kind = tag % 8
-      const id = (tag - kind) / 8
-      const resolve = resolvers[id]
-      const reject = rejecters[id]
-      resolvers[id] = undefined
-      rejecters[id] = undefined
-      freeIds.push(id)
-      pending--
-      if (kind === 0) resolve(value)
-      else reject(failure(kind, value))
     }
     if (pending === 0) keepAlive.unref()
   }
@@ -148,39 +186,80 @@ function createRuntime() {
 
   function flush() {
     flushScheduled = false
-    const count = batchLength
-    batchLength = 0
+    const meta = outMeta
+    const count = outLength
+    const text = outText
+    const buffers = outBuffers
+    outLength = 0
+    outText = ''
+    outBuffers = []
     try {
-      channel.submit(batch, count)
+      channel.submit(meta, count, text, buffers)
     } catch (error) {
       // Only a failure of the boundary itself lands here: fail every request of the batch.
-      for (let i = 0; i < count; ) {
-        const id = batch[i]
-        const argc = batch[i + 2]
-        i += 3 + argc
-        const reject = rejecters[id]
-        resolvers[id] = undefined
-        rejecters[id] = undefined
-        freeIds.push(id)
-        pending--
-        reject(new RedisError(`submitting to Redis failed: ${error && error.message}`, 'EINTERNAL'))
+      for (let i = 0; i < count; i += 3 + meta[i + 2]) {
+        settle(meta[i], 3, `submitting to Redis failed: ${error && error.message}`)
       }
       if (pending === 0) keepAlive.unref()
     }
-    if (count > 4096) batch.length = 0 // don't hold on to a burst's arguments
+  }
+
+  function reserve(slots) {
+    if (outLength + slots > outMeta.length) {
+      const bigger = new Int32Array(Math.max(outMeta.length * 2, outLength + slots))
+      bigger.set(outMeta.subarray(0, outLength))
+      outMeta = bigger
+    }
+  }
+
+  /** Writes one argument; returns a description of it when it cannot be sent. */
+  function writeArgument(value) {
+    if (typeof value === 'string') {
+      outMeta[outLength++] = value.length
+      outText += value
+    } else if (typeof value === 'number') {
+      const text = String(value)
+      outMeta[outLength++] = text.length
+      outText += text
+    } else if (value instanceof Uint8Array) {
+      outMeta[outLength++] = -1 - outBuffers.length
+      outBuffers.push(value)
+    } else {
+      return badArgument(value)
+    }
+    return null
   }
 
   function enqueue(op, first, rest, resolve, reject) {
+    const argc = (first === undefined ? 0 : 1) + rest.length
+    reserve(3 + argc)
+    const start = outLength
+    const textBefore = outText
+    const buffersBefore = outBuffers.length
+    outLength += 3
+    let bad = first === undefined ? null : writeArgument(first)
+    for (let i = 0; bad === null && i < rest.length; i++) {
+      bad = writeArgument(rest[i])
+      if (bad !== null) bad = `argument ${i + 1} is ${bad}`
+    }
+    if (bad !== null) {
+      // Nothing of this request is sent.
+      outLength = start
+      outText = textBefore
+      outBuffers.length = buffersBefore
+      const name = typeof first === 'string' ? `${first.toUpperCase()}: ` : ''
+      const error = new TypeError(`${name}${bad}; pass a string, a number or a Buffer`)
+      error.code = 'EINVALID'
+      reject(error)
+      return
+    }
     const id = freeIds.length > 0 ? freeIds.pop() : resolvers.length
     resolvers[id] = resolve
     rejecters[id] = reject
     if (pending++ === 0) keepAlive.ref()
-    const argc = (first === undefined ? 0 : 1) + rest.length
-    batch[batchLength++] = id
-    batch[batchLength++] = op
-    batch[batchLength++] = argc
-    if (first !== undefined) batch[batchLength++] = first
-    for (let i = 0; i < rest.length; i++) batch[batchLength++] = rest[i]
+    outMeta[start] = id
+    outMeta[start + 1] = op
+    outMeta[start + 2] = argc
     if (!flushScheduled) {
       flushScheduled = true
       process.nextTick(flush)

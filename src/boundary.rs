@@ -1,13 +1,22 @@
 //! The JS boundary. Calls made in one JS tick cross it together: the JS layer
-//! flushes them with one synchronous `Channel.submit()`, Rust sends them to
-//! Redis as one pipeline, and the replies come back through one queue that JS
-//! empties with `Channel.drain()` when a single weak threadsafe function wakes
-//! it. No promise or threadsafe function is made per command.
+//! flushes them with one synchronous `Channel.submit()`; on the plain-TCP path
+//! Rust encodes them and writes them to the socket right there (no thread hop),
+//! and the replies come back through one queue that JS empties with
+//! `Channel.drain()` when a single weak threadsafe function wakes it. No
+//! promise, threadsafe function or per-element N-API call is made per command.
 //!
-//! A request in the submitted array is `id, op, argc, arg…`; an entry in the
-//! drained array is `tag, value` where `tag = id * 8 + kind` (kind 0: the reply,
-//! 1–6: a `FailureKind` and `value` is its message) or `tag = -1` for an event.
+//! Submit: `meta` (Int32Array) holds `id, op, argc, len…` per request; a
+//! `len >= 0` is the UTF-16 length of the next string argument in `text` (all
+//! string arguments concatenated), a `len < 0` is Buffer `-len - 1` of `buffers`.
+//!
+//! Drain: Rust writes into the JS-owned `meta` (Float64Array) `count, more`
+//! and then `tag, type, num` per entry, and the bytes of text values into the
+//! JS-owned `data` Buffer, one after the other. `tag = id * 8 + kind` (kind 0:
+//! a reply; 1–6: a `FailureKind`, the value is its message) or `-1` for an
+//! event. Types: see `ValueType`.
 
+use std::collections::VecDeque;
+use std::ops::Range;
 use std::ptr;
 use std::sync::{Arc, Mutex};
 
@@ -16,11 +25,14 @@ use napi::sys;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use redis::Value;
+use tokio::time::Instant;
 
-use crate::client::{self, Client, InFlight};
+use crate::client::{self, Client, Transport};
+use crate::connection::{CommandName, Pending};
 use crate::errors::{Failure, FailureKind};
 use crate::events::{self, RedisEvent};
 use crate::keys;
+use crate::resp::{self, Frame};
 
 /// What a request asks for.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -29,15 +41,15 @@ enum Op {
   Call = 1,
   /// A command; bulk replies as Buffers.
   CallBuffer = 2,
-  /// `SCAN cursor [MATCH m] [COUNT n]` with `keyPrefix` added to the pattern and
-  /// taken off the keys.
+  /// `SCAN cursor [MATCH m] [COUNT n] [TYPE t]` with `keyPrefix` added to the
+  /// pattern and taken off the keys.
   Scan = 3,
   /// Close the client gracefully.
   Close = 4,
 }
 
 impl Op {
-  fn from_code(code: u32) -> Option<Self> {
+  fn from_code(code: i32) -> Option<Self> {
     Some(match code {
       1 => Op::Call,
       2 => Op::CallBuffer,
@@ -48,25 +60,181 @@ impl Op {
   }
 }
 
+/// How a drained value is encoded (`type` in the drain metadata).
+#[repr(u8)]
+#[derive(Clone, Copy)]
+enum ValueType {
+  /// UTF-8 text of `num` bytes in `data`.
+  Text = 0,
+  /// The number `num`.
+  Number = 1,
+  /// `null`.
+  Null = 2,
+  /// `extras[num]` (arrays, events, values too long for `data`).
+  Extra = 3,
+  /// A Buffer of `num` bytes in `data`.
+  Bytes = 4,
+  /// The string `'OK'`.
+  Ok = 5,
+}
+
 /// How a reply is turned into a JS value.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum ReplyMode {
+pub enum ReplyMode {
   Strings,
   Buffers,
   Scan,
 }
 
-/// A settled request, waiting in the channel's queue for JS.
-enum Message {
-  Reply { id: u32, mode: ReplyMode, value: Value },
-  Failed { id: u32, failure: Failure },
-  Done { id: u32 },
+/// Something that needs a real JS value made for it in `drain`.
+enum Extra {
+  Reply(Value, ReplyMode),
   Event(RedisEvent),
 }
 
+/// One settled request or event. Text values live in the queue's arena.
+struct Entry {
+  tag: f64,
+  kind: ValueType,
+  num: f64,
+  extra: Option<Box<Extra>>,
+}
+
+/// Settled requests of one channel, with the bytes of their text values.
+#[derive(Default)]
+pub struct Batch {
+  entries: Vec<Entry>,
+  arena: Vec<u8>,
+}
+
+fn tag(id: u32) -> f64 {
+  id as f64 * 8.0
+}
+
+impl Batch {
+  fn text(&mut self, tag: f64, kind: ValueType, bytes: &[u8]) {
+    self.arena.extend_from_slice(bytes);
+    self.entries.push(Entry {
+      tag,
+      kind,
+      num: bytes.len() as f64,
+      extra: None,
+    });
+  }
+
+  fn plain(&mut self, tag: f64, kind: ValueType, num: f64) {
+    self.entries.push(Entry {
+      tag,
+      kind,
+      num,
+      extra: None,
+    });
+  }
+
+  fn extra(&mut self, tag: f64, extra: Extra) {
+    self.entries.push(Entry {
+      tag,
+      kind: ValueType::Extra,
+      num: 0.0,
+      extra: Some(Box::new(extra)),
+    });
+  }
+
+  fn failure(&mut self, id: u32, failure: &Failure) {
+    self.text(
+      tag(id) + failure.kind as u32 as f64,
+      ValueType::Text,
+      failure.message.as_bytes(),
+    );
+  }
+
+  /// A reply parsed by our own RESP reader.
+  fn frame(&mut self, id: u32, mode: ReplyMode, buf: &[u8], frame: Frame) {
+    match frame {
+      Frame::Bulk(r) if mode == ReplyMode::Buffers => self.text(tag(id), ValueType::Bytes, &buf[r]),
+      Frame::Bulk(r) => self.text(tag(id), ValueType::Text, &buf[r]),
+      Frame::Simple(r) if &buf[r.clone()] == b"OK" => self.plain(tag(id), ValueType::Ok, 0.0),
+      Frame::Simple(r) => self.text(tag(id), ValueType::Text, &buf[r]),
+      Frame::Int(n) => self.plain(tag(id), ValueType::Number, n as f64),
+      Frame::Nil => self.plain(tag(id), ValueType::Null, 0.0),
+      Frame::Error(r) => {
+        let failure = Failure::new(FailureKind::Reply, String::from_utf8_lossy(&buf[r]));
+        self.failure(id, &failure)
+      }
+      Frame::Array(items) => self.extra(tag(id), Extra::Reply(Value::Array(items), mode)),
+    }
+  }
+
+  /// A reply from redis-rs (the TLS path).
+  fn value(&mut self, id: u32, mode: ReplyMode, value: Value) {
+    match value {
+      Value::BulkString(bytes) if mode == ReplyMode::Buffers => self.text(tag(id), ValueType::Bytes, &bytes),
+      Value::BulkString(bytes) => self.text(tag(id), ValueType::Text, &bytes),
+      Value::SimpleString(s) => self.text(tag(id), ValueType::Text, s.as_bytes()),
+      Value::Okay => self.plain(tag(id), ValueType::Ok, 0.0),
+      Value::Int(n) => self.plain(tag(id), ValueType::Number, n as f64),
+      Value::Double(n) => self.plain(tag(id), ValueType::Number, n),
+      Value::Nil => self.plain(tag(id), ValueType::Null, 0.0),
+      Value::ServerError(err) => self.failure(id, &server_failure(&err)),
+      other => self.extra(tag(id), Extra::Reply(other, mode)),
+    }
+  }
+}
+
+/// Replies collected by one producer (a reader pass, a batch) for one or more
+/// channels, delivered with one lock and at most one wake-up per channel.
+#[derive(Default)]
+pub struct Staged {
+  groups: Vec<(Arc<ChannelInner>, Batch)>,
+}
+
+impl Staged {
+  fn batch(&mut self, channel: &Arc<ChannelInner>) -> &mut Batch {
+    let index = match self.groups.iter().rposition(|(c, _)| Arc::ptr_eq(c, channel)) {
+      Some(i) => i,
+      None => {
+        self.groups.push((Arc::clone(channel), Batch::default()));
+        self.groups.len() - 1
+      }
+    };
+    &mut self.groups[index].1
+  }
+
+  pub fn reply(&mut self, channel: &Arc<ChannelInner>, id: u32, mode: ReplyMode, buf: &[u8], frame: Frame) {
+    self.batch(channel).frame(id, mode, buf, frame);
+  }
+
+  pub fn value(&mut self, channel: &Arc<ChannelInner>, id: u32, mode: ReplyMode, value: Value) {
+    self.batch(channel).value(id, mode, value);
+  }
+
+  pub fn failure(&mut self, channel: &Arc<ChannelInner>, id: u32, failure: &Failure) {
+    self.batch(channel).failure(id, failure);
+  }
+
+  pub fn done(&mut self, channel: &Arc<ChannelInner>, id: u32) {
+    self.batch(channel).plain(tag(id), ValueType::Null, 0.0);
+  }
+
+  /// Moves everything staged into the channels' queues and wakes them.
+  pub fn deliver(&mut self) {
+    for (channel, batch) in self.groups.iter_mut() {
+      if !batch.entries.is_empty() {
+        channel.append(batch);
+      }
+    }
+    if self.groups.len() > 4 {
+      self.groups.clear();
+    }
+  }
+}
+
 struct Queue {
-  messages: Vec<Message>,
-  /// JS has been woken and has not drained yet.
+  entries: VecDeque<Entry>,
+  arena: Vec<u8>,
+  /// Bytes of `arena` already drained.
+  head: usize,
+  /// JS has been woken and has not drained everything yet.
   woken: bool,
 }
 
@@ -75,14 +243,17 @@ type WakeFn = ThreadsafeFunction<(), Unknown<'static>, (), Status, false, true>;
 pub struct ChannelInner {
   queue: Mutex<Queue>,
   wake: WakeFn,
-  key_prefix_strip: Mutex<Vec<u8>>,
+  /// The key prefix SCAN replies are stripped of.
+  scan_prefix: Mutex<Vec<u8>>,
 }
 
 impl ChannelInner {
-  fn push_all(&self, messages: impl IntoIterator<Item = Message>) {
+  fn append(&self, batch: &mut Batch) {
     let mut queue = self.queue.lock().unwrap();
-    queue.messages.extend(messages);
-    if !queue.woken && !queue.messages.is_empty() {
+    queue.entries.extend(batch.entries.drain(..));
+    queue.arena.extend_from_slice(&batch.arena);
+    batch.arena.clear();
+    if !queue.woken {
       queue.woken = true;
       drop(queue);
       self.wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
@@ -90,15 +261,23 @@ impl ChannelInner {
   }
 
   pub fn push_event(&self, event: RedisEvent) {
-    self.push_all([Message::Event(event)]);
+    let mut batch = Batch::default();
+    batch.extra(-1.0, Extra::Event(event));
+    self.append(&mut batch);
   }
 }
 
-/// One command of a batch, ready to send.
-struct Request {
-  id: u32,
-  mode: ReplyMode,
-  name: String,
+/// The arguments of the requests of one submit, as byte ranges of one arena.
+#[derive(Default)]
+struct Args {
+  bytes: Vec<u8>,
+  ranges: Vec<Range<usize>>,
+}
+
+impl Args {
+  fn get(&self, i: usize) -> &[u8] {
+    &self.bytes[self.ranges[i].clone()]
+  }
 }
 
 /// The JS layer's end of the boundary. One per loaded JS module instance; all
@@ -106,6 +285,8 @@ struct Request {
 #[napi]
 pub struct Channel {
   inner: Arc<ChannelInner>,
+  /// Scratch space reused by every submit (JS thread only).
+  scratch: Mutex<(Vec<u16>, Args, Vec<u8>)>,
 }
 
 #[napi]
@@ -116,111 +297,140 @@ impl Channel {
   pub fn new(wake: WakeFn) -> Self {
     let inner = Arc::new(ChannelInner {
       queue: Mutex::new(Queue {
-        messages: Vec::new(),
+        entries: VecDeque::new(),
+        arena: Vec::new(),
+        head: 0,
         woken: false,
       }),
       wake,
-      key_prefix_strip: Mutex::new(Vec::new()),
+      scan_prefix: Mutex::new(Vec::new()),
     });
     events::subscribe(Arc::downgrade(&inner));
-    Channel { inner }
+    Channel {
+      inner,
+      scratch: Mutex::new(Default::default()),
+    }
   }
 
-  /// Submits the requests in `batch` (`id, op, argc, arg…` repeated; `count`
-  /// entries are read). Never throws for one bad request: that request fails alone.
+  /// Submits `count` entries of `meta` (see the module docs). Never throws for
+  /// one bad request: that request fails alone.
   #[napi]
-  pub fn submit(&self, env: Env, batch: Unknown, count: u32) -> Result<()> {
-    let reader = FlatReader {
-      env: env.raw(),
-      array: batch.raw(),
-    };
+  pub fn submit(&self, env: Env, meta: Unknown, count: u32, text: Unknown, buffers: Unknown) -> Result<()> {
+    let raw_env = env.raw();
+    let meta = unsafe { int32_slice(raw_env, meta.raw(), count as usize)? };
+    let mut scratch = self.scratch.lock().unwrap();
+    let (units, args, wire) = &mut *scratch;
+    unsafe { read_utf16(raw_env, text.raw(), units)? };
+    let buffers = buffers.raw();
+
     let client = client::current();
-    let mut pipeline = redis::Pipeline::with_capacity(16);
-    let mut requests: Vec<Request> = Vec::with_capacity(16);
-    let mut early: Vec<Message> = Vec::new();
-    let mut close_ids: Vec<u32> = Vec::new();
-    let prefix: &[u8] = match &client {
-      Ok(c) => &c.config.key_prefix,
-      Err(_) => &[],
-    };
-    let mut i = 0u32;
-    let mut args: Vec<Vec<u8>> = Vec::with_capacity(8);
-    while i < count {
-      let id = reader.u32_at(i)?;
-      let op = reader.u32_at(i + 1)?;
-      let argc = reader.u32_at(i + 2)?;
-      let start = i + 3;
-      i = start + argc;
-      args.clear();
-      let mut bad_arg = None;
-      for j in start..start + argc {
-        match reader.bytes_at(j)? {
-          Ok(bytes) => args.push(bytes),
-          Err(what) => {
-            bad_arg = Some((j - start, what));
-            break;
-          }
+    let prefix: Vec<u8> = client.as_ref().map(|c| c.config.key_prefix.clone()).unwrap_or_default();
+    let deadline = Instant::now() + client.as_ref().map(|c| c.config.command_timeout).unwrap_or_default();
+    let fast = client.as_ref().is_ok_and(|c| !c.config.is_tls());
+    let mut staged = Staged::default();
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut pipeline = redis::Pipeline::new();
+    let mut close_ids = Vec::new();
+    wire.clear();
+
+    let mut text_pos = 0usize;
+    let mut i = 0usize;
+    while i + 3 <= meta.len() {
+      let (id, op, argc) = (meta[i] as u32, meta[i + 1], meta[i + 2].max(0) as usize);
+      let lens = &meta[(i + 3).min(meta.len())..(i + 3 + argc).min(meta.len())];
+      i += 3 + argc;
+      args.bytes.clear();
+      args.ranges.clear();
+      for &len in lens {
+        let start = args.bytes.len();
+        if len >= 0 {
+          let end = (text_pos + len as usize).min(units.len());
+          push_utf8(&mut args.bytes, &units[text_pos..end]);
+          text_pos = end;
+        } else {
+          unsafe { push_buffer(raw_env, buffers, (-len - 1) as u32, &mut args.bytes)? };
         }
+        args.ranges.push(start..args.bytes.len());
       }
       let Some(op) = Op::from_code(op) else {
-        early.push(Message::Failed {
-          id,
-          failure: Failure::new(FailureKind::Invalid, "unknown request"),
-        });
+        staged.failure(&self.inner, id, &Failure::new(FailureKind::Invalid, "unknown request"));
         continue;
       };
-      if let Some((position, what)) = bad_arg {
-        let message = match (op, args.first()) {
-          (Op::Call | Op::CallBuffer, Some(name)) => format!(
-            "{}: argument {position} is {what}; pass a string, a number or a Buffer",
-            String::from_utf8_lossy(name).to_ascii_uppercase()
-          ),
-          _ => format!("argument {position} is {what}; pass a string, a number or a Buffer"),
-        };
-        early.push(Message::Failed {
-          id,
-          failure: Failure::new(FailureKind::Invalid, message),
-        });
-        continue;
-      }
       if op == Op::Close {
         close_ids.push(id);
         continue;
       }
       if let Err(failure) = &client {
-        early.push(Message::Failed {
-          id,
-          failure: failure.clone(),
-        });
+        staged.failure(&self.inner, id, failure);
         continue;
       }
-      let built = match op {
-        Op::Call | Op::CallBuffer => add_command(&mut pipeline, &args, prefix),
-        Op::Scan => add_scan(&mut pipeline, &args, prefix),
-        Op::Close => unreachable!(),
+      let mode = match op {
+        Op::CallBuffer => ReplyMode::Buffers,
+        Op::Scan => ReplyMode::Scan,
+        _ => ReplyMode::Strings,
       };
-      match built {
-        Ok(name) => requests.push(Request {
-          id,
-          mode: match op {
-            Op::CallBuffer => ReplyMode::Buffers,
-            Op::Scan => ReplyMode::Scan,
-            _ => ReplyMode::Strings,
-          },
-          name,
-        }),
-        Err(failure) => early.push(Message::Failed { id, failure }),
+      let command = match op {
+        Op::Scan => scan_command(args, &prefix),
+        _ => prefixed_command(args, &prefix),
+      };
+      match command {
+        Ok(parts) => {
+          let name = CommandName::new(parts.first().map(|p| p.1).unwrap_or(b""));
+          if fast {
+            resp::write_array_header(wire, parts.len());
+            for (key_prefix, arg) in &parts {
+              resp::write_bulk(wire, &[key_prefix, arg]);
+            }
+          } else {
+            let cmd = pipeline.cmd(name.as_str());
+            for (key_prefix, arg) in &parts[1..] {
+              if key_prefix.is_empty() {
+                cmd.arg(*arg);
+              } else {
+                cmd.arg([*key_prefix, *arg].concat());
+              }
+            }
+          }
+          pending.push(Pending {
+            channel: Arc::clone(&self.inner),
+            id,
+            mode,
+            name,
+            deadline,
+            timed_out: false,
+          });
+        }
+        Err(failure) => staged.failure(&self.inner, id, &failure),
+      }
+      if mode == ReplyMode::Scan && !prefix.is_empty() {
+        *self.inner.scan_prefix.lock().unwrap() = prefix.clone();
+      } else if mode == ReplyMode::Scan {
+        self.inner.scan_prefix.lock().unwrap().clear();
       }
     }
-    if !early.is_empty() {
-      self.inner.push_all(early);
-    }
-    if let Ok(client) = client {
-      if !requests.is_empty() {
-        *self.inner.key_prefix_strip.lock().unwrap() = client.config.key_prefix.clone();
-        let guard = client.begin_request();
-        let channel = Arc::clone(&self.inner);
-        client::RUNTIME.spawn(run_batch(client, channel, pipeline, requests, guard));
+    staged.deliver();
+    if let (Ok(client), false) = (&client, pending.is_empty()) {
+      client.begin_requests(pending.len());
+      let direct = if fast { client.ready_fast() } else { None };
+      match direct {
+        Some(conn) => {
+          if let Err(requests) = conn.send(wire, pending) {
+            // The connection died under us: reconnect and fail these requests.
+            fail_pending(
+              client,
+              requests,
+              &Failure::new(FailureKind::Connection, "the connection to Redis was lost"),
+            );
+          }
+        }
+        None => {
+          let batch = if fast {
+            Outgoing::Wire(std::mem::take(wire))
+          } else {
+            Outgoing::Pipeline(pipeline)
+          };
+          client::RUNTIME.spawn(send_later(Arc::clone(client), batch, pending, deadline));
+        }
       }
     }
     if !close_ids.is_empty() {
@@ -229,122 +439,198 @@ impl Channel {
         if let Some(client) = client::existing() {
           client.close().await;
         }
-        channel.push_all(close_ids.into_iter().map(|id| Message::Done { id }));
+        let mut staged = Staged::default();
+        for id in close_ids {
+          staged.done(&channel, id);
+        }
+        staged.deliver();
       });
     }
     Ok(())
   }
 
-  /// Takes every settled request and event: `tag, value` pairs (see the module docs).
+  /// Moves settled requests and events into `meta` / `data` / `extras` (see the
+  /// module docs); `meta[1]` is 1 when more are waiting.
   #[napi]
-  pub fn drain(&self, env: Env) -> Result<Unknown<'_>> {
-    let messages = {
-      let mut queue = self.inner.queue.lock().unwrap();
-      queue.woken = false;
-      std::mem::take(&mut queue.messages)
-    };
-    let prefix = self.inner.key_prefix_strip.lock().unwrap().clone();
+  pub fn drain(&self, env: Env, meta: Unknown, data: Unknown, extras: Unknown) -> Result<()> {
     let raw_env = env.raw();
-    unsafe {
-      let mut array = ptr::null_mut();
-      check(sys::napi_create_array_with_length(
-        raw_env,
-        messages.len() * 2,
-        &mut array,
-      ))?;
-      let mut index = 0u32;
-      for message in messages {
-        let (tag, value) = match message {
-          Message::Reply { id, mode, value } => (id as f64 * 8.0, reply_to_js(raw_env, &value, mode, &prefix)?),
-          Message::Failed { id, failure } => (
-            id as f64 * 8.0 + failure.kind as u32 as f64,
-            string_to_js(raw_env, failure.message.as_bytes())?,
-          ),
-          Message::Done { id } => (id as f64 * 8.0, null(raw_env)?),
-          Message::Event(event) => (-1.0, event_to_js(raw_env, &event)?),
-        };
-        let mut tag_value = ptr::null_mut();
-        check(sys::napi_create_double(raw_env, tag, &mut tag_value))?;
-        check(sys::napi_set_element(raw_env, array, index, tag_value))?;
-        check(sys::napi_set_element(raw_env, array, index + 1, value))?;
-        index += 2;
+    let meta_out = unsafe { float64_slice_mut(raw_env, meta.raw())? };
+    let data_out = unsafe { buffer_slice_mut(raw_env, data.raw())? };
+    let extras = extras.raw();
+    let capacity = meta_out.len().saturating_sub(2) / 3;
+    let prefix = self.inner.scan_prefix.lock().unwrap().clone();
+    let mut queue = self.inner.queue.lock().unwrap();
+    let mut written = 0usize;
+    let mut data_pos = 0usize;
+    let mut extra_count = 0u32;
+    while written < capacity {
+      let Some(entry) = queue.entries.front() else { break };
+      let is_bytes = matches!(entry.kind, ValueType::Text | ValueType::Bytes);
+      let len = entry.num as usize;
+      if is_bytes && data_pos + len > data_out.len() && len <= data_out.len() {
+        break; // fits in the next drain
       }
-      Ok(Unknown::from_napi_value(raw_env, array)?)
+      let mut entry = queue.entries.pop_front().unwrap();
+      let m = 2 + written * 3;
+      if is_bytes {
+        let head = queue.head;
+        let bytes = &queue.arena[head..head + len];
+        if data_pos + len <= data_out.len() {
+          data_out[data_pos..data_pos + len].copy_from_slice(bytes);
+          data_pos += len;
+        } else {
+          let value = unsafe {
+            if matches!(entry.kind, ValueType::Bytes) {
+              buffer_to_js(raw_env, bytes)?
+            } else {
+              string_to_js(raw_env, bytes)?
+            }
+          };
+          unsafe { check(sys::napi_set_element(raw_env, extras, extra_count, value))? };
+          entry.kind = ValueType::Extra;
+          entry.num = extra_count as f64;
+          extra_count += 1;
+        }
+        queue.head += len;
+      } else if let Some(extra) = entry.extra.take() {
+        let value = unsafe {
+          match *extra {
+            Extra::Reply(value, mode) => reply_to_js(raw_env, &value, mode, &prefix)?,
+            Extra::Event(event) => event_to_js(raw_env, &event)?,
+          }
+        };
+        unsafe { check(sys::napi_set_element(raw_env, extras, extra_count, value))? };
+        entry.num = extra_count as f64;
+        extra_count += 1;
+      }
+      meta_out[m] = entry.tag;
+      meta_out[m + 1] = entry.kind as u8 as f64;
+      meta_out[m + 2] = entry.num;
+      written += 1;
     }
+    if queue.entries.is_empty() {
+      queue.arena.clear();
+      queue.head = 0;
+    } else if queue.head > (1 << 20) {
+      let head = queue.head;
+      queue.arena.drain(..head);
+      queue.head = 0;
+    }
+    let more = !queue.entries.is_empty();
+    // Still woken while more wait: JS drains again before it returns.
+    queue.woken = more;
+    if meta_out.len() >= 2 {
+      meta_out[0] = written as f64;
+      meta_out[1] = if more { 1.0 } else { 0.0 };
+    }
+    Ok(())
   }
 }
 
-/// Sends one batch as one pipeline and queues every request's own outcome.
-async fn run_batch(
+/// Encoded requests waiting for a connection.
+enum Outgoing {
+  /// RESP bytes for the plain-TCP connection.
+  Wire(Vec<u8>),
+  /// Commands for the redis-rs connection (TLS).
+  Pipeline(redis::Pipeline),
+}
+
+/// Sends requests that were made while no connection was ready: waits for one
+/// (within the requests' deadline), then sends them once.
+async fn send_later(client: Arc<Client>, batch: Outgoing, pending: Vec<Pending>, deadline: Instant) {
+  let transport = match tokio::time::timeout_at(deadline, client.connection()).await {
+    Ok(Ok(transport)) => transport,
+    Ok(Err(failure)) => return fail_pending(&client, pending, &failure),
+    Err(_) => {
+      let timeout = client.config.command_timeout.as_millis();
+      let mut staged = Staged::default();
+      for p in &pending {
+        let message = format!(
+          "Redis command {} timed out after {timeout} ms waiting for a connection",
+          p.name.as_str()
+        );
+        staged.failure(&p.channel, p.id, &Failure::new(FailureKind::Timeout, message));
+      }
+      staged.deliver();
+      client.end_requests(pending.len());
+      return;
+    }
+  };
+  match (transport, batch) {
+    (Transport::Fast(conn), Outgoing::Wire(bytes)) => {
+      if let Err(requests) = conn.send(&bytes, pending) {
+        fail_pending(
+          &client,
+          requests,
+          &Failure::new(FailureKind::Connection, "the connection to Redis was lost"),
+        );
+      }
+    }
+    (Transport::Multiplexed(conn, generation), Outgoing::Pipeline(pipeline)) => {
+      run_pipeline(client, conn, generation, pipeline, pending, deadline).await
+    }
+    _ => fail_pending(
+      &client,
+      pending,
+      &Failure::new(FailureKind::Connection, "the connection changed kind"),
+    ),
+  }
+}
+
+/// Sends a pipeline on the redis-rs connection and stages every reply.
+async fn run_pipeline(
   client: Arc<Client>,
-  channel: Arc<ChannelInner>,
+  mut conn: redis::aio::MultiplexedConnection,
+  generation: u64,
   pipeline: redis::Pipeline,
-  requests: Vec<Request>,
-  _in_flight: InFlight,
+  pending: Vec<Pending>,
+  deadline: Instant,
 ) {
-  let timeout = client.config.command_timeout;
-  let count = requests.len();
-  let mut generation = 0;
-  let outcome = tokio::time::timeout(timeout, async {
-    let (mut conn, gen) = client.connection().await?;
-    generation = gen;
-    conn
-      .send_packed_commands(&pipeline, 0, count)
-      .await
-      .map_err(|e| Failure::from_redis(&e))
-  })
-  .await;
-  let messages: Vec<Message> = match outcome {
-    Ok(Ok(values)) if values.len() == count => requests
-      .into_iter()
-      .zip(values)
-      .map(|(request, value)| match value {
-        Value::ServerError(err) => Message::Failed {
-          id: request.id,
-          failure: server_failure(&err),
-        },
-        value => Message::Reply {
-          id: request.id,
-          mode: request.mode,
-          value,
-        },
-      })
-      .collect(),
+  let count = pending.len();
+  let outcome = tokio::time::timeout_at(deadline, conn.send_packed_commands(&pipeline, 0, count)).await;
+  match outcome {
+    Ok(Ok(values)) if values.len() == count => {
+      let mut staged = Staged::default();
+      for (p, value) in pending.iter().zip(values) {
+        staged.value(&p.channel, p.id, p.mode, value);
+      }
+      staged.deliver();
+      client.end_requests(count);
+    }
     Ok(Ok(values)) => {
       let failure = Failure::new(
         FailureKind::Connection,
         format!("Redis sent {} replies for {count} commands", values.len()),
       );
-      fail_all(requests, &failure)
+      fail_pending(&client, pending, &failure)
     }
-    Ok(Err(failure)) => {
-      if failure.kind == FailureKind::Connection && generation > 0 {
+    Ok(Err(e)) => {
+      let failure = Failure::from_redis(&e);
+      if failure.kind == FailureKind::Connection {
         client.connection_failed(generation, &failure);
       }
-      fail_all(requests, &failure)
+      fail_pending(&client, pending, &failure)
     }
-    Err(_) => requests
-      .into_iter()
-      .map(|r| Message::Failed {
-        id: r.id,
-        failure: Failure::new(
-          FailureKind::Timeout,
-          format!("Redis command {} timed out after {} ms", r.name, timeout.as_millis()),
-        ),
-      })
-      .collect(),
-  };
-  channel.push_all(messages);
+    Err(_) => {
+      let timeout = client.config.command_timeout.as_millis();
+      let mut staged = Staged::default();
+      for p in &pending {
+        let message = format!("Redis command {} timed out after {timeout} ms", p.name.as_str());
+        staged.failure(&p.channel, p.id, &Failure::new(FailureKind::Timeout, message));
+      }
+      staged.deliver();
+      client.end_requests(count);
+    }
+  }
 }
 
-fn fail_all(requests: Vec<Request>, failure: &Failure) -> Vec<Message> {
-  requests
-    .into_iter()
-    .map(|r| Message::Failed {
-      id: r.id,
-      failure: failure.clone(),
-    })
-    .collect()
+fn fail_pending(client: &Client, pending: Vec<Pending>, failure: &Failure) {
+  let mut staged = Staged::default();
+  for p in &pending {
+    staged.failure(&p.channel, p.id, failure);
+  }
+  staged.deliver();
+  client.end_requests(pending.len());
 }
 
 fn server_failure(err: &redis::ServerError) -> Failure {
@@ -355,27 +641,22 @@ fn server_failure(err: &redis::ServerError) -> Failure {
   Failure::new(FailureKind::Reply, text)
 }
 
-/// Adds a command with `keyPrefix` put in front of each of its keys; returns its name.
-fn add_command(
-  pipeline: &mut redis::Pipeline,
-  args: &[Vec<u8>],
-  prefix: &[u8],
-) -> std::result::Result<String, Failure> {
-  let Some((name, rest)) = args.split_first() else {
-    return Err(Failure::new(FailureKind::Invalid, "a command needs a name"));
-  };
-  let name = String::from_utf8_lossy(name).to_ascii_uppercase();
-  if name.is_empty() {
+/// A command's arguments, each with the key prefix to put in front of it
+/// (empty for non-keys): the name first.
+type Parts<'a> = Vec<(&'a [u8], &'a [u8])>;
+
+/// The arguments of a command with `keyPrefix` in front of each of its keys.
+fn prefixed_command<'a>(args: &'a Args, prefix: &'a [u8]) -> std::result::Result<Parts<'a>, Failure> {
+  if args.ranges.is_empty() || args.get(0).is_empty() {
     return Err(Failure::new(FailureKind::Invalid, "a command needs a name"));
   }
-  let cmd = pipeline.cmd(&name);
+  let mut parts: Parts = (0..args.ranges.len()).map(|i| (&b""[..], args.get(i))).collect();
   if prefix.is_empty() {
-    for a in rest {
-      cmd.arg(a.as_slice());
-    }
-    return Ok(name);
+    return Ok(parts);
   }
-  let positions = keys::key_positions(keys::key_spec(&name), rest).map_err(|why| {
+  let name = String::from_utf8_lossy(args.get(0)).to_ascii_uppercase();
+  let rest: Vec<&[u8]> = parts[1..].iter().map(|p| p.1).collect();
+  let positions = keys::key_positions(keys::key_spec(&name), &rest).map_err(|why| {
     Failure::new(
       FailureKind::Invalid,
       if why == "unknown" {
@@ -385,163 +666,160 @@ fn add_command(
       },
     )
   })?;
-  let mut next = positions.iter().peekable();
-  for (index, a) in rest.iter().enumerate() {
-    if next.peek() == Some(&&index) {
-      next.next();
-      let mut key = Vec::with_capacity(prefix.len() + a.len());
-      key.extend_from_slice(prefix);
-      key.extend_from_slice(a);
-      cmd.arg(key);
-    } else {
-      cmd.arg(a.as_slice());
-    }
+  for position in positions {
+    parts[position + 1].0 = prefix;
   }
-  Ok(name)
+  Ok(parts)
 }
 
-/// Adds `SCAN cursor MATCH prefix+pattern [COUNT n] [TYPE t]` (args: cursor, pattern, count, type; "" for none).
-fn add_scan(pipeline: &mut redis::Pipeline, args: &[Vec<u8>], prefix: &[u8]) -> std::result::Result<String, Failure> {
-  let arg = |i: usize| args.get(i).filter(|a| !a.is_empty());
-  let cursor = arg(0).cloned().unwrap_or_else(|| b"0".to_vec());
-  let cmd = pipeline.cmd("SCAN");
-  cmd.arg(cursor);
-  let pattern = arg(1).cloned().unwrap_or_else(|| b"*".to_vec());
+/// `SCAN cursor MATCH prefix+pattern [COUNT n] [TYPE t]` from (cursor, pattern, count, type; "" for none).
+fn scan_command<'a>(args: &'a Args, prefix: &'a [u8]) -> std::result::Result<Parts<'a>, Failure> {
+  let arg = |i: usize| (i < args.ranges.len()).then(|| args.get(i)).filter(|a| !a.is_empty());
+  let mut parts: Parts = vec![(b"", b"SCAN"), (b"", arg(0).unwrap_or(b"0"))];
+  let pattern = arg(1).unwrap_or(b"*");
   if !prefix.is_empty() || pattern != b"*" {
-    let mut full = keys::glob_escape(&String::from_utf8_lossy(prefix)).into_bytes();
-    full.extend_from_slice(&pattern);
-    cmd.arg("MATCH").arg(full);
+    parts.push((b"", b"MATCH"));
+    parts.push((escaped_prefix(prefix), pattern));
   }
   if let Some(count) = arg(2) {
-    cmd.arg("COUNT").arg(count.as_slice());
+    parts.push((b"", b"COUNT"));
+    parts.push((b"", count));
   }
   if let Some(kind) = arg(3) {
-    cmd.arg("TYPE").arg(kind.as_slice());
+    parts.push((b"", b"TYPE"));
+    parts.push((b"", kind));
   }
-  Ok("SCAN".into())
+  Ok(parts)
 }
 
-/// Reads the flat request array without making a JS object per element.
-struct FlatReader {
+/// The key prefix with glob characters escaped (leaked once per distinct prefix).
+fn escaped_prefix(prefix: &[u8]) -> &'static [u8] {
+  static CACHE: Mutex<Vec<(Vec<u8>, &'static [u8])>> = Mutex::new(Vec::new());
+  let mut cache = CACHE.lock().unwrap();
+  if let Some((_, escaped)) = cache.iter().find(|(p, _)| p == prefix) {
+    return escaped;
+  }
+  let escaped: &'static [u8] = Box::leak(
+    keys::glob_escape(&String::from_utf8_lossy(prefix))
+      .into_bytes()
+      .into_boxed_slice(),
+  );
+  cache.push((prefix.to_vec(), escaped));
+  escaped
+}
+
+/// Appends UTF-16 code units (a JS string) as UTF-8; lone surrogates become U+FFFD, as in Node.
+fn push_utf8(out: &mut Vec<u8>, units: &[u16]) {
+  if units.iter().all(|&u| u < 0x80) {
+    out.extend(units.iter().map(|&u| u as u8));
+    return;
+  }
+  for c in char::decode_utf16(units.iter().copied()) {
+    let c = c.unwrap_or(char::REPLACEMENT_CHARACTER);
+    let mut buf = [0u8; 4];
+    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+  }
+}
+
+unsafe fn int32_slice<'a>(env: sys::napi_env, value: sys::napi_value, count: usize) -> Result<&'a [i32]> {
+  let (data, length) = typed_array_data(env, value, sys::TypedarrayType::int32_array)?;
+  Ok(if length == 0 {
+    &[]
+  } else {
+    std::slice::from_raw_parts(data.cast::<i32>(), count.min(length))
+  })
+}
+
+unsafe fn float64_slice_mut<'a>(env: sys::napi_env, value: sys::napi_value) -> Result<&'a mut [f64]> {
+  let (data, length) = typed_array_data(env, value, sys::TypedarrayType::float64_array)?;
+  Ok(if length == 0 {
+    &mut []
+  } else {
+    std::slice::from_raw_parts_mut(data.cast::<f64>(), length)
+  })
+}
+
+unsafe fn typed_array_data(
   env: sys::napi_env,
-  array: sys::napi_value,
+  value: sys::napi_value,
+  expected: sys::napi_typedarray_type,
+) -> Result<(*mut std::ffi::c_void, usize)> {
+  let mut kind = 0;
+  let mut length = 0usize;
+  let mut data = ptr::null_mut();
+  let mut arraybuffer = ptr::null_mut();
+  let mut offset = 0usize;
+  check(sys::napi_get_typedarray_info(
+    env,
+    value,
+    &mut kind,
+    &mut length,
+    &mut data,
+    &mut arraybuffer,
+    &mut offset,
+  ))?;
+  if kind != expected {
+    return Err(Error::new(
+      Status::InvalidArg,
+      "the boundary got a typed array of the wrong kind",
+    ));
+  }
+  Ok((data, length))
 }
 
-impl FlatReader {
-  fn element(&self, index: u32) -> Result<sys::napi_value> {
-    let mut value = ptr::null_mut();
-    check(unsafe { sys::napi_get_element(self.env, self.array, index, &mut value) })?;
-    Ok(value)
-  }
-
-  fn u32_at(&self, index: u32) -> Result<u32> {
-    let value = self.element(index)?;
-    let mut out = 0u32;
-    check(unsafe { sys::napi_get_value_uint32(self.env, value, &mut out) })?;
-    Ok(out)
-  }
-
-  /// The bytes of a string, Buffer or number argument, or what it was instead.
-  fn bytes_at(&self, index: u32) -> Result<std::result::Result<Vec<u8>, &'static str>> {
-    let value = self.element(index)?;
-    unsafe {
-      let mut kind = 0;
-      check(sys::napi_typeof(self.env, value, &mut kind))?;
-      match kind {
-        sys::ValueType::napi_string => {
-          let mut len = 0usize;
-          check(sys::napi_get_value_string_utf8(
-            self.env,
-            value,
-            ptr::null_mut(),
-            0,
-            &mut len,
-          ))?;
-          let mut buf: Vec<u8> = Vec::with_capacity(len + 1);
-          let mut written = 0usize;
-          check(sys::napi_get_value_string_utf8(
-            self.env,
-            value,
-            buf.as_mut_ptr().cast(),
-            len + 1,
-            &mut written,
-          ))?;
-          buf.set_len(written);
-          Ok(Ok(buf))
-        }
-        sys::ValueType::napi_number => {
-          let mut n = 0f64;
-          check(sys::napi_get_value_double(self.env, value, &mut n))?;
-          Ok(Ok(number_text(n).into_bytes()))
-        }
-        sys::ValueType::napi_object => {
-          let mut is_buffer = false;
-          check(sys::napi_is_buffer(self.env, value, &mut is_buffer))?;
-          if !is_buffer {
-            let mut is_typed = false;
-            check(sys::napi_is_typedarray(self.env, value, &mut is_typed))?;
-            if !is_typed {
-              return Ok(Err("an object"));
-            }
-            let mut kind = 0;
-            let mut length = 0usize;
-            let mut data = ptr::null_mut();
-            let mut arraybuffer = ptr::null_mut();
-            let mut offset = 0usize;
-            check(sys::napi_get_typedarray_info(
-              self.env,
-              value,
-              &mut kind,
-              &mut length,
-              &mut data,
-              &mut arraybuffer,
-              &mut offset,
-            ))?;
-            if kind != sys::TypedarrayType::uint8_array {
-              return Ok(Err("a typed array other than Uint8Array"));
-            }
-            return Ok(Ok(slice_copy(data.cast(), length)));
-          }
-          let mut data = ptr::null_mut();
-          let mut length = 0usize;
-          check(sys::napi_get_buffer_info(self.env, value, &mut data, &mut length))?;
-          Ok(Ok(slice_copy(data.cast(), length)))
-        }
-        sys::ValueType::napi_undefined => Ok(Err("undefined")),
-        sys::ValueType::napi_null => Ok(Err("null")),
-        sys::ValueType::napi_boolean => Ok(Err("a boolean")),
-        sys::ValueType::napi_bigint => Ok(Err("a bigint")),
-        sys::ValueType::napi_symbol => Ok(Err("a symbol")),
-        sys::ValueType::napi_function => Ok(Err("a function")),
-        _ => Ok(Err("of an unsupported type")),
-      }
-    }
-  }
-}
-
-unsafe fn slice_copy(data: *const u8, length: usize) -> Vec<u8> {
-  if length == 0 || data.is_null() {
-    Vec::new()
+unsafe fn buffer_slice_mut<'a>(env: sys::napi_env, value: sys::napi_value) -> Result<&'a mut [u8]> {
+  let mut data = ptr::null_mut();
+  let mut length = 0usize;
+  check(sys::napi_get_buffer_info(env, value, &mut data, &mut length))?;
+  Ok(if length == 0 {
+    &mut []
   } else {
-    std::slice::from_raw_parts(data, length).to_vec()
-  }
+    std::slice::from_raw_parts_mut(data.cast::<u8>(), length)
+  })
 }
 
-/// A number as JS prints it for integers; shortest round-trip text otherwise.
-fn number_text(n: f64) -> String {
-  if n.fract() == 0.0 && n.abs() < 1e21 {
-    format!("{}", n as i128)
-  } else if n.is_nan() {
-    "NaN".into()
-  } else if n.is_infinite() {
-    if n > 0.0 {
-      "inf".into()
-    } else {
-      "-inf".into()
-    }
+/// Reads a JS string as UTF-16 into `out` (reusing its allocation).
+unsafe fn read_utf16(env: sys::napi_env, value: sys::napi_value, out: &mut Vec<u16>) -> Result<()> {
+  let mut len = 0usize;
+  check(sys::napi_get_value_string_utf16(
+    env,
+    value,
+    ptr::null_mut(),
+    0,
+    &mut len,
+  ))?;
+  out.clear();
+  out.reserve(len + 1);
+  let mut written = 0usize;
+  check(sys::napi_get_value_string_utf16(
+    env,
+    value,
+    out.as_mut_ptr(),
+    len + 1,
+    &mut written,
+  ))?;
+  out.set_len(written);
+  Ok(())
+}
+
+/// Appends the bytes of Buffer (or Uint8Array) `index` of the `buffers` array.
+unsafe fn push_buffer(env: sys::napi_env, buffers: sys::napi_value, index: u32, out: &mut Vec<u8>) -> Result<()> {
+  let mut value = ptr::null_mut();
+  check(sys::napi_get_element(env, buffers, index, &mut value))?;
+  let mut is_buffer = false;
+  check(sys::napi_is_buffer(env, value, &mut is_buffer))?;
+  let (data, length) = if is_buffer {
+    let mut data = ptr::null_mut();
+    let mut length = 0usize;
+    check(sys::napi_get_buffer_info(env, value, &mut data, &mut length))?;
+    (data, length)
   } else {
-    format!("{n}")
+    typed_array_data(env, value, sys::TypedarrayType::uint8_array)?
+  };
+  if length > 0 && !data.is_null() {
+    out.extend_from_slice(std::slice::from_raw_parts(data.cast::<u8>(), length));
   }
+  Ok(())
 }
 
 fn check(status: sys::napi_status) -> Result<()> {
@@ -563,23 +841,13 @@ unsafe fn null(env: sys::napi_env) -> Result<sys::napi_value> {
 
 unsafe fn string_to_js(env: sys::napi_env, bytes: &[u8]) -> Result<sys::napi_value> {
   let mut value = ptr::null_mut();
-  match std::str::from_utf8(bytes) {
-    Ok(s) => check(sys::napi_create_string_utf8(
-      env,
-      s.as_ptr().cast(),
-      s.len() as isize,
-      &mut value,
-    ))?,
-    Err(_) => {
-      let s = String::from_utf8_lossy(bytes);
-      check(sys::napi_create_string_utf8(
-        env,
-        s.as_ptr().cast(),
-        s.len() as isize,
-        &mut value,
-      ))?
-    }
-  }
+  let text = String::from_utf8_lossy(bytes);
+  check(sys::napi_create_string_utf8(
+    env,
+    text.as_ptr().cast(),
+    text.len() as isize,
+    &mut value,
+  ))?;
   Ok(value)
 }
 

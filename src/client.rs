@@ -16,6 +16,7 @@ use redis::aio::MultiplexedConnection;
 use tokio::sync::watch;
 
 use crate::config::{ClientConfig, RedisOptions};
+use crate::connection::{FastConn, Handshake};
 use crate::errors::{register_secret, Failure, FailureKind};
 use crate::events::{emit, RedisEvent};
 
@@ -33,6 +34,15 @@ pub static RUNTIME: Lazy<tokio::runtime::Runtime> = Lazy::new(|| {
     .expect("cannot start the tokio runtime")
 });
 
+/// The connection commands go over.
+#[derive(Clone)]
+pub enum Transport {
+  /// Our own plain-TCP connection (written to on the caller's thread).
+  Fast(Arc<FastConn>),
+  /// redis-rs's multiplexed connection (TLS), and its generation.
+  Multiplexed(MultiplexedConnection, u64),
+}
+
 /// Where the connection is, as `getConnectionStatus().state` tells it.
 #[derive(Clone)]
 enum Phase {
@@ -42,10 +52,7 @@ enum Phase {
   /// An attempt is under way; commands wait for its outcome.
   Connecting,
   /// Connected; `generation` tells one connection from the next.
-  Ready {
-    conn: MultiplexedConnection,
-    generation: u64,
-  },
+  Ready { transport: Transport, generation: u64 },
   /// Waiting before the next attempt; commands fail at once.
   BackingOff,
   /// Closed by `closeRedisConnection()`.
@@ -168,12 +175,12 @@ impl Client {
 
   /// The live connection, waiting for an attempt under way; fails at once
   /// while backing off. The caller bounds the wait with its own timeout.
-  pub async fn connection(self: &Arc<Self>) -> Result<(MultiplexedConnection, u64), Failure> {
+  pub async fn connection(self: &Arc<Self>) -> Result<Transport, Failure> {
     let mut rx = self.phase.subscribe();
     loop {
       let phase = rx.borrow_and_update().clone();
       match phase {
-        Phase::Ready { conn, generation } => return Ok((conn, generation)),
+        Phase::Ready { transport, .. } => return Ok(transport),
         Phase::Closed => return Err(Failure::new(FailureKind::Closed, "the Redis connection is closed")),
         Phase::BackingOff => {
           let last = self.last_failure();
@@ -199,6 +206,17 @@ impl Client {
           }
         }
       }
+    }
+  }
+
+  /// The plain-TCP connection, when it is up (the synchronous send path).
+  pub fn ready_fast(&self) -> Option<Arc<FastConn>> {
+    match &*self.phase.borrow() {
+      Phase::Ready {
+        transport: Transport::Fast(conn),
+        ..
+      } if !conn.is_dead() => Some(Arc::clone(conn)),
+      _ => None,
     }
   }
 
@@ -252,26 +270,26 @@ impl Client {
         counts_as_reconnect = true;
       }
       self.had_attempt.store(true, Ordering::Relaxed);
-      let result = tokio::time::timeout(
-        self.config.connect_timeout,
-        self.redis.get_multiplexed_async_connection_with_config(&cfg),
-      )
-      .await;
+      let generation = self.generation.load(Ordering::Acquire) + 1;
+      let result = tokio::time::timeout(self.config.connect_timeout, self.connect_once(&cfg, generation)).await;
       let failure = match result {
-        Ok(Ok(conn)) => {
+        Ok(Ok(transport)) => {
           if self.is_closed() {
+            if let Transport::Fast(conn) = &transport {
+              conn.shutdown();
+            }
             return;
           }
-          let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+          self.generation.store(generation, Ordering::Release);
           if counts_as_reconnect {
             self.reconnects.fetch_add(1, Ordering::Relaxed);
           }
           emit(RedisEvent::simple("connect"));
-          self.set_phase(Phase::Ready { conn, generation });
+          self.set_phase(Phase::Ready { transport, generation });
           emit(RedisEvent::simple("ready"));
           return;
         }
-        Ok(Err(e)) => Failure::from_redis(&e),
+        Ok(Err(failure)) => failure,
         Err(_) => Failure::new(
           FailureKind::Connection,
           format!(
@@ -304,10 +322,41 @@ impl Client {
     });
   }
 
-  /// Counts a request in flight until the returned guard is dropped.
-  pub fn begin_request(self: &Arc<Self>) -> InFlight {
-    self.in_flight.fetch_add(1, Ordering::AcqRel);
-    InFlight(Arc::clone(self))
+  /// One connection attempt: our own connection for plain TCP, redis-rs's for TLS.
+  async fn connect_once(
+    self: &Arc<Self>,
+    cfg: &redis::AsyncConnectionConfig,
+    generation: u64,
+  ) -> Result<Transport, Failure> {
+    let info = self.redis.get_connection_info();
+    if let redis::ConnectionAddr::Tcp(host, port) = info.addr() {
+      let settings = info.redis_settings();
+      let handshake = Handshake {
+        username: settings.username().map(str::to_string),
+        password: settings.password().map(str::to_string),
+        db: settings.db(),
+      };
+      let conn = FastConn::connect(host, *port, &handshake, Arc::clone(self), generation).await?;
+      return Ok(Transport::Fast(conn));
+    }
+    let conn = self
+      .redis
+      .get_multiplexed_async_connection_with_config(cfg)
+      .await
+      .map_err(|e| Failure::from_redis(&e))?;
+    Ok(Transport::Multiplexed(conn, generation))
+  }
+
+  /// Counts `n` requests in flight (for the graceful close).
+  pub fn begin_requests(&self, n: usize) {
+    self.in_flight.fetch_add(n, Ordering::AcqRel);
+  }
+
+  /// Counts `n` requests settled.
+  pub fn end_requests(&self, n: usize) {
+    if n > 0 && self.in_flight.fetch_sub(n, Ordering::AcqRel) == n {
+      self.drained.notify_waiters();
+    }
   }
 
   /// Waits for the requests in flight (up to the command timeout), then closes.
@@ -323,21 +372,17 @@ impl Client {
       }
     }
     let was_open = !self.is_closed();
-    // Dropping the last handle of the connection ends its socket.
-    self.phase.send_replace(Phase::Closed);
+    let previous = self.phase.send_replace(Phase::Closed);
+    // Our own connection is shut down here; redis-rs's closes when its last handle goes.
+    if let Phase::Ready {
+      transport: Transport::Fast(conn),
+      ..
+    } = previous
+    {
+      conn.shutdown();
+    }
     if was_open {
       emit(RedisEvent::simple("end"));
-    }
-  }
-}
-
-/// A request in flight; dropping it settles the count for `close()`.
-pub struct InFlight(Arc<Client>);
-
-impl Drop for InFlight {
-  fn drop(&mut self) {
-    if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
-      self.0.drained.notify_waiters();
     }
   }
 }

@@ -747,12 +747,12 @@ pub fn known_commands() -> Vec<&'static str> {
 }
 
 /// The positions (in `args`, which excludes the command name) that hold keys.
-pub fn key_positions(spec: KeySpec, args: &[Vec<u8>]) -> std::result::Result<Vec<usize>, String> {
+pub fn key_positions<A: AsRef<[u8]>>(spec: KeySpec, args: &[A]) -> std::result::Result<Vec<usize>, String> {
   let n = args.len();
   let parse_count = |i: usize| -> std::result::Result<usize, String> {
     args
       .get(i)
-      .and_then(|a| std::str::from_utf8(a).ok())
+      .and_then(|a| std::str::from_utf8(a.as_ref()).ok())
       .and_then(|s| s.parse::<usize>().ok())
       .ok_or_else(|| "the number of keys is missing or not a number".to_string())
   };
@@ -781,7 +781,7 @@ pub fn key_positions(spec: KeySpec, args: &[Vec<u8>]) -> std::result::Result<Vec
     KeySpec::Streams => {
       let at = args
         .iter()
-        .position(|a| a.eq_ignore_ascii_case(b"STREAMS"))
+        .position(|a| a.as_ref().eq_ignore_ascii_case(b"STREAMS"))
         .ok_or_else(|| "STREAMS is missing".to_string())?;
       let rest = n - at - 1;
       (at + 1..at + 1 + rest / 2).collect()

@@ -8,9 +8,11 @@
 mod boundary;
 mod client;
 mod config;
+mod connection;
 mod errors;
 mod events;
 mod keys;
+mod resp;
 
 use napi_derive::napi;
 

@@ -1,0 +1,34 @@
+'use strict'
+// One measurement in its own process: `node client-worker.js <client> <op> <concurrency> <seconds> <url>`.
+// client: addon | ioredis | ioredis-auto; op: get | set.
+const { closedLoop } = require('./lib.js')
+
+async function main() {
+  const [clientName, opName, concurrency, seconds, url] = process.argv.slice(2)
+  const key = 'bench:raw:key'
+  const value = 'x'.repeat(64)
+  let op
+  let close
+  if (clientName === 'addon') {
+    const redis = require('..')
+    redis.configureRedis({ url })
+    const client = redis.getRedisClient()
+    await client.set(key, value)
+    op = opName === 'get' ? () => client.get(key) : () => client.set(key, value)
+    close = () => redis.closeRedisConnection()
+  } else {
+    const Redis = require('ioredis')
+    const client = new Redis(url, { enableAutoPipelining: clientName === 'ioredis-auto' })
+    await client.set(key, value)
+    op = opName === 'get' ? () => client.get(key) : () => client.set(key, value)
+    close = () => client.quit()
+  }
+  const result = await closedLoop(op, { concurrency: Number(concurrency), seconds: Number(seconds) })
+  await close()
+  console.log(JSON.stringify({ client: clientName, op: opName, concurrency: Number(concurrency), ...result }))
+}
+
+main().catch((error) => {
+  console.error(error)
+  process.exit(1)
+})

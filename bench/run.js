@@ -1,0 +1,65 @@
+'use strict'
+// Raw GET and SET through getRedisClient() side by side with ioredis (plain
+// and auto-pipelined), on one private redis-server, in one run.
+//   node bench/run.js [--seconds 3] [--concurrency 1,16,128,1024] [--ops get,set]
+// Prints a Markdown table and writes bench/results/raw.json.
+const fs = require('node:fs')
+const path = require('node:path')
+const { startRedisServer } = require('../__test__/support/redis-server.js')
+const { runChild } = require('./lib.js')
+
+function option(name, fallback) {
+  const i = process.argv.indexOf(`--${name}`)
+  return i > 0 ? process.argv[i + 1] : fallback
+}
+
+async function main() {
+  const seconds = Number(option('seconds', '3'))
+  const levels = option('concurrency', '1,16,128,1024').split(',').map(Number)
+  const ops = option('ops', 'get,set').split(',')
+  const clients = ['addon', 'ioredis', 'ioredis-auto']
+  const server = await startRedisServer()
+  const rows = []
+  try {
+    for (const op of ops) {
+      for (const c of levels) {
+        for (const client of clients) {
+          const r = await runChild('client-worker.js', [client, op, c, seconds, server.url])
+          rows.push(r)
+          process.stderr.write(`${op} C=${c} ${client}: ${Math.round(r.opsPerSec)} ops/s\n`)
+        }
+      }
+    }
+  } finally {
+    await server.stop()
+  }
+  const find = (client, op, c) => rows.find((r) => r.client === client && r.op === op && r.concurrency === c)
+  const f = (n, d = 0) => n.toFixed(d)
+  const lines = [
+    `| op | in flight | client | ops/s | p50 µs | p99 µs | CPU µs/op | ops/s vs ioredis | ops/s vs ioredis auto | CPU vs ioredis | CPU vs ioredis auto |`,
+    `|---|---|---|---|---|---|---|---|---|---|---|`,
+  ]
+  for (const r of rows) {
+    const plain = find('ioredis', r.op, r.concurrency)
+    const auto = find('ioredis-auto', r.op, r.concurrency)
+    const ratio = (a, b) => (b ? `${f(a, 2)}×` : '')
+    lines.push(
+      `| ${r.op.toUpperCase()} | ${r.concurrency} | ${r.client} | ${f(r.opsPerSec)} | ${f(r.p50Us)} | ${f(r.p99Us)} | ${f(r.cpuUsPerOp, 2)} | ` +
+        (r.client === 'addon'
+          ? `${ratio(r.opsPerSec / plain.opsPerSec, plain)} | ${ratio(r.opsPerSec / auto.opsPerSec, auto)} | ` +
+            `${ratio(r.cpuUsPerOp / plain.cpuUsPerOp, plain)} | ${ratio(r.cpuUsPerOp / auto.cpuUsPerOp, auto)} |`
+          : ' | | | |'),
+    )
+  }
+  const table = lines.join('\n')
+  console.log(table)
+  const dir = path.join(__dirname, 'results')
+  fs.mkdirSync(dir, { recursive: true })
+  fs.writeFileSync(path.join(dir, 'raw.json'), JSON.stringify({ date: new Date().toISOString(), seconds, rows }, null, 2))
+  fs.writeFileSync(path.join(dir, 'raw.md'), table + '\n')
+}
+
+main().catch((error) => {
+  console.error(error)
+  process.exit(1)
+})

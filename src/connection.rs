@@ -1,0 +1,440 @@
+//! The plain-TCP fast path: one Redis connection of our own.
+//!
+//! Writes happen on the caller's thread (the JS thread, inside
+//! `Channel.submit`): the request's entries go into the in-flight FIFO and its
+//! bytes into the socket under one lock, so the order of the FIFO is the order
+//! of the bytes on the wire and every reply meets its request. A reader task on
+//! the tokio runtime parses replies and hands them to the channels; it also
+//! times requests out (FIFO order is deadline order) — a timed-out request
+//! stays in the FIFO to swallow its late reply, and is never sent again.
+//! Bytes the socket does not take at once wait in a backlog that a flusher
+//! task writes when the socket is writable again.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::boundary::{ChannelInner, ReplyMode, Staged};
+use crate::client::Client;
+use crate::errors::{Failure, FailureKind};
+use crate::resp::{self, Frame};
+
+/// A command name kept inline for the timeout message.
+#[derive(Clone, Copy)]
+pub struct CommandName {
+  bytes: [u8; 23],
+  len: u8,
+}
+
+impl CommandName {
+  pub fn new(name: &[u8]) -> Self {
+    let mut bytes = [0u8; 23];
+    let len = name.len().min(bytes.len());
+    for (dst, src) in bytes.iter_mut().zip(name) {
+      *dst = src.to_ascii_uppercase();
+    }
+    Self { bytes, len: len as u8 }
+  }
+
+  pub fn as_str(&self) -> &str {
+    std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or("?")
+  }
+}
+
+/// A request on the wire, waiting for its reply.
+pub struct Pending {
+  pub channel: Arc<ChannelInner>,
+  pub id: u32,
+  pub mode: ReplyMode,
+  pub name: CommandName,
+  pub deadline: Instant,
+  /// Its caller already got a timeout; the reply is dropped when it comes.
+  pub timed_out: bool,
+}
+
+struct Writer {
+  /// A second handle on the socket, non-blocking, for writes on the caller's thread.
+  socket: std::net::TcpStream,
+  /// Bytes the socket has not taken yet; while it is not empty, new bytes go after them.
+  backlog: Vec<u8>,
+}
+
+struct InFlight {
+  queue: VecDeque<Pending>,
+  /// How many entries at the front have timed out (their replies are still due).
+  timed_out_at_front: usize,
+}
+
+pub struct FastConn {
+  pub generation: u64,
+  writer: Mutex<Writer>,
+  in_flight: Mutex<InFlight>,
+  dead: AtomicBool,
+  /// The FIFO went from empty to not empty: the reader arms its timer.
+  reader_wakeup: Notify,
+  /// The backlog has bytes.
+  flush_wakeup: Notify,
+  stream: Arc<TcpStream>,
+}
+
+/// Handshake settings from the URL.
+pub struct Handshake {
+  pub username: Option<String>,
+  pub password: Option<String>,
+  pub db: i64,
+}
+
+impl FastConn {
+  /// Connects, authenticates and selects the database, then starts the reader.
+  pub async fn connect(
+    host: &str,
+    port: u16,
+    handshake: &Handshake,
+    client: Arc<Client>,
+    generation: u64,
+  ) -> Result<Arc<FastConn>, Failure> {
+    let io = |e: std::io::Error| Failure::new(FailureKind::Connection, format!("{e} ({host}:{port})"));
+    let stream = TcpStream::connect((host, port)).await.map_err(io)?;
+    stream.set_nodelay(true).map_err(io)?;
+
+    let mut hello = Vec::new();
+    let mut expected = Vec::new();
+    if let Some(password) = &handshake.password {
+      match &handshake.username {
+        Some(user) => resp::write_command(&mut hello, &[b"AUTH", user.as_bytes(), password.as_bytes()]),
+        None => resp::write_command(&mut hello, &[b"AUTH", password.as_bytes()]),
+      }
+      expected.push("AUTH");
+    }
+    if handshake.db != 0 {
+      resp::write_command(&mut hello, &[b"SELECT", handshake.db.to_string().as_bytes()]);
+      expected.push("SELECT");
+    }
+    resp::write_command(&mut hello, &[b"CLIENT", b"SETNAME", b"yesgoddess-redis"]);
+    expected.push("CLIENT SETNAME");
+    resp::write_command(&mut hello, &[b"PING"]);
+    expected.push("PING");
+    let mut written = 0;
+    while written < hello.len() {
+      stream.writable().await.map_err(io)?;
+      match stream.try_write(&hello[written..]) {
+        Ok(n) => written += n,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+        Err(e) => return Err(io(e)),
+      }
+    }
+
+    let mut buf = Vec::with_capacity(512);
+    let mut at = 0;
+    let mut answered = 0;
+    while answered < expected.len() {
+      let mut chunk = [0u8; 512];
+      stream.readable().await.map_err(io)?;
+      match stream.try_read(&mut chunk) {
+        Ok(0) => {
+          return Err(Failure::new(
+            FailureKind::Connection,
+            "Redis closed the connection during the handshake",
+          ))
+        }
+        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+        Err(e) => return Err(io(e)),
+      }
+      while answered < expected.len() {
+        let parsed = resp::parse_frame(&buf, at).map_err(|e| Failure::new(FailureKind::Connection, e.0))?;
+        let Some((frame, next)) = parsed else { break };
+        if let Frame::Error(range) = frame {
+          let text = String::from_utf8_lossy(&buf[range]).into_owned();
+          let auth = text.starts_with("WRONGPASS") || text.starts_with("NOAUTH") || expected[answered] == "AUTH";
+          return Err(if auth {
+            Failure::new(FailureKind::Auth, format!("Redis authentication failed: {text}"))
+          } else {
+            Failure::new(
+              FailureKind::Connection,
+              format!("{} failed: {text}", expected[answered]),
+            )
+          });
+        }
+        answered += 1;
+        at = next;
+      }
+    }
+
+    let socket = stream.into_std().map_err(io)?;
+    socket.set_nonblocking(true).map_err(io)?;
+    let writer_socket = socket.try_clone().map_err(io)?;
+    let stream = Arc::new(TcpStream::from_std(socket).map_err(io)?);
+    let conn = Arc::new(FastConn {
+      generation,
+      writer: Mutex::new(Writer {
+        socket: writer_socket,
+        backlog: Vec::new(),
+      }),
+      in_flight: Mutex::new(InFlight {
+        queue: VecDeque::new(),
+        timed_out_at_front: 0,
+      }),
+      dead: AtomicBool::new(false),
+      reader_wakeup: Notify::new(),
+      flush_wakeup: Notify::new(),
+      stream,
+    });
+    tokio::spawn(read_loop(Arc::clone(&conn), client));
+    tokio::spawn(flush_loop(Arc::clone(&conn)));
+    Ok(conn)
+  }
+
+  pub fn is_dead(&self) -> bool {
+    self.dead.load(Ordering::Acquire)
+  }
+
+  /// Sends `bytes` (the encoded commands of `requests`, in order). Gives the
+  /// requests back when the connection is already gone, so the caller fails them.
+  pub fn send(&self, bytes: &[u8], requests: Vec<Pending>) -> Result<(), Vec<Pending>> {
+    let mut writer = self.writer.lock().unwrap();
+    if self.is_dead() {
+      return Err(requests);
+    }
+    {
+      let mut in_flight = self.in_flight.lock().unwrap();
+      let was_empty = in_flight.queue.is_empty();
+      in_flight.queue.extend(requests);
+      if was_empty {
+        self.reader_wakeup.notify_one();
+      }
+    }
+    if !writer.backlog.is_empty() {
+      writer.backlog.extend_from_slice(bytes);
+      return Ok(());
+    }
+    match (&writer.socket).write(bytes) {
+      Ok(n) if n == bytes.len() => {}
+      Ok(n) => {
+        writer.backlog.extend_from_slice(&bytes[n..]);
+        self.flush_wakeup.notify_one();
+      }
+      Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+        writer.backlog.extend_from_slice(bytes);
+        self.flush_wakeup.notify_one();
+      }
+      Err(_) => {
+        // The reader sees the broken socket and fails everything in flight.
+        self.kill_locked(&writer);
+      }
+    }
+    Ok(())
+  }
+
+  fn kill_locked(&self, writer: &Writer) {
+    self.dead.store(true, Ordering::Release);
+    let _ = writer.socket.shutdown(std::net::Shutdown::Both);
+    self.reader_wakeup.notify_one();
+    self.flush_wakeup.notify_one();
+  }
+
+  /// Closes the socket; the reader fails whatever is still in flight.
+  pub fn shutdown(&self) {
+    let writer = self.writer.lock().unwrap();
+    self.kill_locked(&writer);
+  }
+
+  /// The deadline of the oldest request that has not timed out yet.
+  fn next_deadline(&self) -> Option<Instant> {
+    let in_flight = self.in_flight.lock().unwrap();
+    in_flight.queue.get(in_flight.timed_out_at_front).map(|p| p.deadline)
+  }
+
+  /// Fails the requests whose deadline has passed; returns how many.
+  fn expire(&self, now: Instant, timeout: Duration, staged: &mut Staged) -> usize {
+    let mut in_flight = self.in_flight.lock().unwrap();
+    let mut expired = 0;
+    loop {
+      let front = in_flight.timed_out_at_front;
+      let Some(pending) = in_flight.queue.get_mut(front) else {
+        break;
+      };
+      if pending.deadline > now {
+        break;
+      }
+      pending.timed_out = true;
+      let failure = Failure::new(
+        FailureKind::Timeout,
+        format!(
+          "Redis command {} timed out after {} ms",
+          pending.name.as_str(),
+          timeout.as_millis()
+        ),
+      );
+      staged.failure(&pending.channel, pending.id, &failure);
+      in_flight.timed_out_at_front += 1;
+      expired += 1;
+    }
+    expired
+  }
+}
+
+/// Reads replies, hands each to its request's channel, and times requests out.
+async fn read_loop(conn: Arc<FastConn>, client: Arc<Client>) {
+  let timeout = client.config.command_timeout;
+  let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
+  let mut start = 0usize;
+  let mut staged = Staged::default();
+  let failure = loop {
+    if conn.is_dead() {
+      break Failure::new(FailureKind::Connection, "the connection to Redis was closed");
+    }
+    let deadline = conn.next_deadline();
+    tokio::select! {
+      biased;
+      ready = conn.stream.readable() => {
+        if let Err(e) = ready {
+          break Failure::new(FailureKind::Connection, format!("reading from Redis failed: {e}"));
+        }
+      }
+      _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => {
+        let expired = conn.expire(Instant::now(), timeout, &mut staged);
+        staged.deliver();
+        client.end_requests(expired);
+        continue;
+      }
+      _ = conn.reader_wakeup.notified() => continue,
+    }
+    // Read everything available.
+    let mut closed = None;
+    loop {
+      if buf.capacity() - buf.len() < 16 * 1024 {
+        buf.reserve(64 * 1024);
+      }
+      let spare = buf.spare_capacity_mut();
+      let spare: &mut [u8] = unsafe { std::slice::from_raw_parts_mut(spare.as_mut_ptr().cast(), spare.len()) };
+      match conn.stream.try_read(spare) {
+        Ok(0) => {
+          closed = Some(Failure::new(FailureKind::Connection, "Redis closed the connection"));
+          break;
+        }
+        Ok(n) => unsafe { buf.set_len(buf.len() + n) },
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+        Err(e) => {
+          closed = Some(Failure::new(
+            FailureKind::Connection,
+            format!("reading from Redis failed: {e}"),
+          ));
+          break;
+        }
+      }
+    }
+    // Parse every complete reply, then take as many requests from the FIFO in
+    // one short lock (the JS thread writes under the same lock).
+    let mut frames = Vec::new();
+    let mut protocol_error = None;
+    loop {
+      match resp::parse_frame(&buf, start) {
+        Ok(Some((frame, next))) => {
+          frames.push(frame);
+          start = next;
+        }
+        Ok(None) => break,
+        Err(e) => {
+          protocol_error = Some(Failure::new(
+            FailureKind::Connection,
+            format!("Redis protocol error: {}", e.0),
+          ));
+          break;
+        }
+      }
+    }
+    let mut settled = 0;
+    if !frames.is_empty() {
+      let owners: Vec<Pending> = {
+        let mut in_flight = conn.in_flight.lock().unwrap();
+        let n = frames.len().min(in_flight.queue.len());
+        let owners: Vec<Pending> = in_flight.queue.drain(..n).collect();
+        let timed_out = owners.iter().filter(|p| p.timed_out).count();
+        in_flight.timed_out_at_front -= timed_out;
+        owners
+      };
+      if owners.len() < frames.len() {
+        protocol_error = Some(Failure::new(
+          FailureKind::Connection,
+          "Redis sent a reply nobody asked for",
+        ));
+      }
+      for (frame, pending) in frames.into_iter().zip(owners) {
+        if !pending.timed_out {
+          staged.reply(&pending.channel, pending.id, pending.mode, &buf, frame);
+          settled += 1;
+        }
+      }
+    }
+    staged.deliver();
+    client.end_requests(settled);
+    if start == buf.len() {
+      buf.clear();
+      start = 0;
+    } else if start > 32 * 1024 {
+      buf.drain(..start);
+      start = 0;
+    }
+    if let Some(failure) = protocol_error.or(closed) {
+      break failure;
+    }
+  };
+  // The connection is gone: fail everything still waiting, and reconnect.
+  conn.shutdown();
+  let failed = {
+    let mut in_flight = conn.in_flight.lock().unwrap();
+    let mut failed = 0;
+    for pending in in_flight.queue.drain(..) {
+      if !pending.timed_out {
+        staged.failure(&pending.channel, pending.id, &failure);
+        failed += 1;
+      }
+    }
+    in_flight.timed_out_at_front = 0;
+    failed
+  };
+  staged.deliver();
+  client.end_requests(failed);
+  client.connection_failed(conn.generation, &failure);
+}
+
+/// Writes the backlog whenever the socket takes more.
+async fn flush_loop(conn: Arc<FastConn>) {
+  loop {
+    conn.flush_wakeup.notified().await;
+    loop {
+      if conn.is_dead() {
+        return;
+      }
+      {
+        let mut writer = conn.writer.lock().unwrap();
+        if writer.backlog.is_empty() {
+          break;
+        }
+        match conn.stream.try_write(&writer.backlog) {
+          Ok(n) => {
+            writer.backlog.drain(..n);
+            continue;
+          }
+          Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+          Err(_) => {
+            conn.kill_locked(&writer);
+            return;
+          }
+        }
+      }
+      if conn.stream.writable().await.is_err() {
+        let writer = conn.writer.lock().unwrap();
+        conn.kill_locked(&writer);
+        return;
+      }
+    }
+  }
+}
