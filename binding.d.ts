@@ -25,10 +25,35 @@ export declare class Channel {
    */
   submit(meta: unknown, count: number, text: unknown, buffers: unknown): void
   /**
+   * Hands reading of the current plain-TCP connection to this JS thread:
+   * returns a reader with the socket's descriptor for `net.Socket({ fd })`,
+   * or null when there is nothing to take over (already taken, TLS, Windows).
+   */
+  adoptReader(): SocketReader | null
+  /**
    * Moves settled requests and events into `meta` / `data` / `extras` (see the
    * module docs); `meta[1]` is 1 when more are waiting.
    */
   drain(meta: unknown, data: unknown, extras: unknown): void
+}
+
+/** The JS thread's reading end of one plain-TCP connection. */
+export declare class SocketReader {
+  /** The socket descriptor (owned by the caller from now on). */
+  get fd(): number
+  /**
+   * Parses the first `length` bytes of `chunk` and settles their requests.
+   * The adopting channel is not woken for them: the caller drains it right after.
+   */
+  feed(chunk: Uint8Array, length: number): void
+  /** The caller stopped reading (libuv's read is stopped): Rust reads from now on. */
+  release(): void
+  /** The caller takes reading back; it starts reading only when this returns true. */
+  reclaim(): boolean
+  /** The connection is gone (closed, failed or replaced). */
+  get dead(): boolean
+  /** The socket ended or failed: fails what is still waiting and reconnects. */
+  closed(message: string): void
 }
 
 /** Builds the key of builder `index` (from `keyScheme()`) for the given ids. */

@@ -836,6 +836,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.Channel = nativeBinding.Channel
+module.exports.SocketReader = nativeBinding.SocketReader
 module.exports.buildKey = nativeBinding.buildKey
 module.exports.bullmqConnection = nativeBinding.bullmqConnection
 module.exports.configure = nativeBinding.configure

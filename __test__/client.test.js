@@ -121,3 +121,27 @@ test('scan() iterates every matching key in batches, never KEYS', async () => {
   expect(() => client.scan({ count: 0 })).toThrow(TypeError)
   expect(() => client.scan({ match: '' })).toThrow(TypeError)
 })
+
+test('reading moves between the JS thread and Rust as the load changes, and no reply meets the wrong request', async () => {
+  const { runtime } = require('../lib/runtime.js')
+  const n = 3000
+  const p = client.pipeline()
+  for (let i = 0; i < n; i++) p.set(key(`move:${i}`), `value-${i}-${'x'.repeat(i % 50)}`)
+  await p.exec()
+  const expected = (i) => `value-${i}-${'x'.repeat(i % 50)}`
+  const before = { ...runtime.readerStats }
+  for (let round = 0; round < 5; round++) {
+    // many in flight: reading goes to the Rust thread
+    const values = await Promise.all(Array.from({ length: n }, (_, i) => client.get(key(`move:${i}`))))
+    values.forEach((v, i) => expect(v).toBe(expected(i)))
+    // one at a time: reading comes back to the JS thread
+    for (let i = 0; i < 80; i++) {
+      const j = (i * 37 + round) % n
+      expect(await client.get(key(`move:${j}`))).toBe(expected(j))
+    }
+  }
+  if (process.platform !== 'win32') {
+    expect(runtime.readerStats.handedOff).toBeGreaterThan(before.handedOff)
+    expect(runtime.readerStats.reclaimed).toBeGreaterThan(before.reclaimed)
+  }
+})

@@ -1,7 +1,8 @@
 'use strict'
 // Raw GET and SET through getRedisClient() side by side with ioredis (plain
 // and auto-pipelined), on one private redis-server, in one run.
-//   node bench/run.js [--seconds 3] [--concurrency 1,16,128,1024] [--ops get,set]
+//   node bench/run.js [--seconds 3] [--repeat 3] [--concurrency 1,16,128,1024] [--ops get,set]
+// Every cell is the median of --repeat interleaved runs, each in a fresh process.
 // Prints a Markdown table and writes bench/results/raw.json.
 const fs = require('node:fs')
 const path = require('node:path')
@@ -13,21 +14,38 @@ function option(name, fallback) {
   return i > 0 ? process.argv[i + 1] : fallback
 }
 
+/** The median of each numeric figure of several runs of one cell. */
+function median(runs) {
+  const out = { ...runs[0], runs: runs.length }
+  for (const key of ['opsPerSec', 'p50Us', 'p99Us', 'cpuUsPerOp']) {
+    const sorted = runs.map((r) => r[key]).sort((a, b) => a - b)
+    out[key] = sorted[Math.floor(sorted.length / 2)]
+  }
+  return out
+}
+
 async function main() {
   const seconds = Number(option('seconds', '3'))
   const levels = option('concurrency', '1,16,128,1024').split(',').map(Number)
   const ops = option('ops', 'get,set').split(',')
+  const repeat = Number(option('repeat', '3'))
   const clients = ['addon', 'ioredis', 'ioredis-auto']
   const server = await startRedisServer()
   const rows = []
   try {
     for (const op of ops) {
       for (const c of levels) {
-        for (const client of clients) {
-          const r = await runChild('client-worker.js', [client, op, c, seconds, server.url])
-          rows.push(r)
-          process.stderr.write(`${op} C=${c} ${client}: ${Math.round(r.opsPerSec)} ops/s\n`)
+        // Interleave the clients and repeat, then keep the median of each figure:
+        // a shared 2-core VM is noisy, and ratios from one sample each mislead.
+        const samples = new Map(clients.map((client) => [client, []]))
+        for (let i = 0; i < repeat; i++) {
+          for (const client of clients) {
+            const r = await runChild('client-worker.js', [client, op, c, seconds, server.url])
+            samples.get(client).push(r)
+            process.stderr.write(`${op} C=${c} ${client} #${i + 1}: ${Math.round(r.opsPerSec)} ops/s p50 ${r.p50Us.toFixed(0)} µs\n`)
+          }
         }
+        for (const client of clients) rows.push(median(samples.get(client)))
       }
     }
   } finally {

@@ -6,6 +6,7 @@
 // A timer that is ref'd only while requests are pending keeps the process
 // alive exactly as long as it has work in flight.
 
+const net = require('node:net')
 const native = require('../binding.js')
 
 /** Request kinds understood by `Channel.submit` (see src/boundary.rs). */
@@ -89,6 +90,12 @@ function nativeCall(fn) {
   }
 }
 
+// The adaptive reader's thresholds (see adoptReader).
+const HAND_OFF_PENDING = 48
+const HAND_OFF_READS = 4
+const RECLAIM_PENDING = 8
+const RECLAIM_FLUSHES = 32
+
 /** Describes an argument that is not a string, number or Uint8Array, or returns null. */
 function badArgument(value) {
   if (value === undefined) return 'undefined'
@@ -119,6 +126,7 @@ function createRuntime() {
   const inExtras = []
 
   const listeners = new Set()
+  const useJsReader = process.platform !== 'win32' && process.env.YG_REDIS_JS_READER !== '0'
   const keepAlive = setInterval(() => {}, 1 << 30)
   keepAlive.unref()
 
@@ -174,7 +182,105 @@ function createRuntime() {
     if (pending === 0) keepAlive.unref()
   }
 
+  // Who reads the plain-TCP socket adapts to the load. With few requests in
+  // flight the JS thread reads it itself (on Unix): libuv wakes it when a reply
+  // arrives, as it would for ioredis, and Rust parses the bytes right there, so
+  // a lone request pays no thread hop. With many in flight a Rust thread reads
+  // and parses in parallel and wakes JS once per batch. The switch is exclusive
+  // both ways: libuv's read stops before Rust reads, and Rust stops before
+  // libuv reads again (see FastConn::release_reader / reclaim_reader).
+  const readBuffer = Buffer.allocUnsafeSlow(64 * 1024)
+  let jsReader = null // { reader, socket, reading }
+  let busyReads = 0
+  let quietFlushes = 0
+  /** How often reading moved (for tests and diagnostics). */
+  const readerStats = { adopted: 0, handedOff: 0, reclaimed: 0 }
+
+  function adoptReader() {
+    let reader
+    try {
+      reader = channel.adoptReader()
+    } catch {
+      return
+    }
+    if (!reader) return
+    if (jsReader) jsReader.socket.destroy()
+    const state = { reader, socket: null, reading: true }
+    const socket = new net.Socket({
+      fd: reader.fd,
+      readable: true,
+      writable: false,
+      onread: {
+        buffer: readBuffer,
+        callback(length) {
+          if (state.socket === null || !state.reading) return
+          reader.feed(readBuffer, length)
+          wake()
+          // Many requests in flight read after read: let the Rust thread read.
+          if (pending >= HAND_OFF_PENDING) {
+            if (++busyReads >= HAND_OFF_READS) {
+              busyReads = 0
+              state.reading = false
+              socket.pause()
+              reader.release()
+              readerStats.handedOff++
+            }
+          } else busyReads = 0
+        },
+      },
+    })
+    state.socket = socket
+    socket.unref() // pending requests keep the process alive, not the socket
+    readerStats.adopted++
+    const lost = (error) => {
+      if (state.socket === null) return
+      state.socket = null
+      if (state.reading) {
+        reader.closed(error && error.message ? `reading from Redis failed: ${error.message}` : 'Redis closed the connection')
+        wake()
+      }
+      socket.destroy()
+      if (jsReader === state) jsReader = null
+    }
+    socket.on('end', () => lost(null))
+    socket.on('error', lost)
+    socket.on('close', () => lost(null))
+    jsReader = state
+  }
+
+  /** On each flush: take reading back from Rust once the load has been low for a while. */
+  function maybeReclaimReader() {
+    const state = jsReader
+    if (state === null || state.reading || state.socket === null) return
+    if (pending > RECLAIM_PENDING) {
+      quietFlushes = 0
+      return
+    }
+    if (++quietFlushes < RECLAIM_FLUSHES) return
+    quietFlushes = 0
+    if (state.reader.reclaim()) {
+      state.reading = true
+      state.socket.resume()
+      readerStats.reclaimed++
+    }
+  }
+
+  /** Drops the JS end of a connection that is gone. */
+  function forgetDeadReader() {
+    const state = jsReader
+    if (state !== null && state.reader.dead) {
+      jsReader = null
+      if (state.socket !== null) {
+        const socket = state.socket
+        state.socket = null
+        socket.destroy()
+      }
+    }
+  }
+
   function dispatchEvent(event) {
+    if (event.type === 'ready' && useJsReader) adoptReader()
+    else if (event.type === 'end') forgetDeadReader()
     for (const listener of listeners) {
       try {
         listener(event)
@@ -186,6 +292,7 @@ function createRuntime() {
 
   function flush() {
     flushScheduled = false
+    if (jsReader !== null) maybeReclaimReader()
     const meta = outMeta
     const count = outLength
     const text = outText
@@ -271,7 +378,7 @@ function createRuntime() {
     return new Promise((resolve, reject) => enqueue(op, first, rest, resolve, reject))
   }
 
-  return { request, listeners, native }
+  return { request, listeners, native, readerStats }
 }
 
 // One runtime per process, kept on globalThis so that a module evaluated again

@@ -449,6 +449,22 @@ impl Channel {
     Ok(())
   }
 
+  /// Hands reading of the current plain-TCP connection to this JS thread:
+  /// returns a reader with the socket's descriptor for `net.Socket({ fd })`,
+  /// or null when there is nothing to take over (already taken, TLS, Windows).
+  #[napi]
+  pub fn adopt_reader(&self) -> Option<SocketReader> {
+    let client = client::existing()?;
+    let conn = client.ready_fast()?;
+    let fd = conn.adopt_reader()?;
+    Some(SocketReader {
+      conn,
+      client,
+      channel: Arc::clone(&self.inner),
+      fd,
+    })
+  }
+
   /// Moves settled requests and events into `meta` / `data` / `extras` (see the
   /// module docs); `meta[1]` is 1 when more are waiting.
   #[napi]
@@ -524,6 +540,59 @@ impl Channel {
       meta_out[1] = if more { 1.0 } else { 0.0 };
     }
     Ok(())
+  }
+}
+
+/// The JS thread's reading end of one plain-TCP connection.
+#[napi]
+pub struct SocketReader {
+  conn: Arc<crate::connection::FastConn>,
+  client: Arc<Client>,
+  channel: Arc<ChannelInner>,
+  fd: i32,
+}
+
+#[napi]
+impl SocketReader {
+  /// The socket descriptor (owned by the caller from now on).
+  #[napi(getter)]
+  pub fn fd(&self) -> i32 {
+    self.fd
+  }
+
+  /// Parses the first `length` bytes of `chunk` and settles their requests.
+  /// The adopting channel is not woken for them: the caller drains it right after.
+  #[napi]
+  pub fn feed(&self, chunk: &[u8], length: u32) {
+    self.channel.queue.lock().unwrap().woken = true;
+    self
+      .conn
+      .feed(&chunk[..(length as usize).min(chunk.len())], &self.client);
+  }
+
+  /// The caller stopped reading (libuv's read is stopped): Rust reads from now on.
+  #[napi]
+  pub fn release(&self) {
+    self.conn.release_reader();
+  }
+
+  /// The caller takes reading back; it starts reading only when this returns true.
+  #[napi]
+  pub fn reclaim(&self) -> bool {
+    self.conn.reclaim_reader()
+  }
+
+  /// The connection is gone (closed, failed or replaced).
+  #[napi(getter)]
+  pub fn dead(&self) -> bool {
+    self.conn.is_dead()
+  }
+
+  /// The socket ended or failed: fails what is still waiting and reconnects.
+  #[napi]
+  pub fn closed(&self, message: String) {
+    self.channel.queue.lock().unwrap().woken = true;
+    self.conn.reader_closed(&message, &self.client);
   }
 }
 

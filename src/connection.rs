@@ -76,11 +76,17 @@ pub struct FastConn {
   writer: Mutex<Writer>,
   in_flight: Mutex<InFlight>,
   dead: AtomicBool,
-  /// The FIFO went from empty to not empty: the reader arms its timer.
+  /// Wakes the reader: the JS thread took over reading, or requests came while
+  /// the reader's timer was parked (see `timer_parked`).
   reader_wakeup: Notify,
+  /// The reader sleeps without a timer (idle for a while): a new request must
+  /// wake it so its deadline is watched. While traffic is recent the reader
+  /// ticks instead, and requests need not wake anyone.
+  timer_parked: AtomicBool,
   /// The backlog has bytes.
   flush_wakeup: Notify,
   stream: Arc<TcpStream>,
+  read_state: Mutex<ReadState>,
 }
 
 /// Handshake settings from the URL.
@@ -183,8 +189,13 @@ impl FastConn {
       }),
       dead: AtomicBool::new(false),
       reader_wakeup: Notify::new(),
+      timer_parked: AtomicBool::new(false),
       flush_wakeup: Notify::new(),
       stream,
+      read_state: Mutex::new(ReadState {
+        buf: Vec::with_capacity(64 * 1024),
+        ..Default::default()
+      }),
     });
     tokio::spawn(read_loop(Arc::clone(&conn), client));
     tokio::spawn(flush_loop(Arc::clone(&conn)));
@@ -204,11 +215,11 @@ impl FastConn {
     }
     {
       let mut in_flight = self.in_flight.lock().unwrap();
-      let was_empty = in_flight.queue.is_empty();
       in_flight.queue.extend(requests);
-      if was_empty {
-        self.reader_wakeup.notify_one();
-      }
+    }
+    std::sync::atomic::fence(Ordering::SeqCst);
+    if self.timer_parked.swap(false, Ordering::SeqCst) {
+      self.reader_wakeup.notify_one();
     }
     if !writer.backlog.is_empty() {
       writer.backlog.extend_from_slice(bytes);
@@ -280,65 +291,34 @@ impl FastConn {
   }
 }
 
-/// Reads replies, hands each to its request's channel, and times requests out.
-async fn read_loop(conn: Arc<FastConn>, client: Arc<Client>) {
-  let timeout = client.config.command_timeout;
-  let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
-  let mut start = 0usize;
-  let mut staged = Staged::default();
-  let failure = loop {
-    if conn.is_dead() {
-      break Failure::new(FailureKind::Connection, "the connection to Redis was closed");
-    }
-    let deadline = conn.next_deadline();
-    tokio::select! {
-      biased;
-      ready = conn.stream.readable() => {
-        if let Err(e) = ready {
-          break Failure::new(FailureKind::Connection, format!("reading from Redis failed: {e}"));
-        }
-      }
-      _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => {
-        let expired = conn.expire(Instant::now(), timeout, &mut staged);
-        staged.deliver();
-        client.end_requests(expired);
-        continue;
-      }
-      _ = conn.reader_wakeup.notified() => continue,
-    }
-    // Read everything available.
-    let mut closed = None;
-    loop {
-      if buf.capacity() - buf.len() < 16 * 1024 {
-        buf.reserve(64 * 1024);
-      }
-      let spare = buf.spare_capacity_mut();
-      let spare: &mut [u8] = unsafe { std::slice::from_raw_parts_mut(spare.as_mut_ptr().cast(), spare.len()) };
-      match conn.stream.try_read(spare) {
-        Ok(0) => {
-          closed = Some(Failure::new(FailureKind::Connection, "Redis closed the connection"));
-          break;
-        }
-        Ok(n) => unsafe { buf.set_len(buf.len() + n) },
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-        Err(e) => {
-          closed = Some(Failure::new(
-            FailureKind::Connection,
-            format!("reading from Redis failed: {e}"),
-          ));
-          break;
-        }
-      }
-    }
-    // Parse every complete reply, then take as many requests from the FIFO in
-    // one short lock (the JS thread writes under the same lock).
+/// How late a timeout may fire at most when its request came while the reader
+/// was ticking (see `FastConn::timer_parked`).
+const DEADLINE_TICK: Duration = Duration::from_millis(10);
+/// How long without requests before the reader stops ticking.
+const IDLE_BEFORE_PARKING: Duration = Duration::from_secs(1);
+
+/// The bytes read and not yet parsed, and who reads the socket.
+#[derive(Default)]
+pub struct ReadState {
+  buf: Vec<u8>,
+  start: usize,
+  /// The JS thread reads the socket now (through libuv); the tokio task only keeps time.
+  js_reads: bool,
+  /// The end of the connection has been handled.
+  finished: bool,
+}
+
+impl FastConn {
+  /// Parses every complete reply in `state`, gives each to its request, and
+  /// delivers them. Returns a failure when the stream cannot be trusted any more.
+  fn process(&self, state: &mut ReadState, client: &Client) -> Result<(), Failure> {
     let mut frames = Vec::new();
     let mut protocol_error = None;
     loop {
-      match resp::parse_frame(&buf, start) {
+      match resp::parse_frame(&state.buf, state.start) {
         Ok(Some((frame, next))) => {
           frames.push(frame);
-          start = next;
+          state.start = next;
         }
         Ok(None) => break,
         Err(e) => {
@@ -352,8 +332,9 @@ async fn read_loop(conn: Arc<FastConn>, client: Arc<Client>) {
     }
     let mut settled = 0;
     if !frames.is_empty() {
+      // Take as many requests from the FIFO in one short lock (writers use it too).
       let owners: Vec<Pending> = {
-        let mut in_flight = conn.in_flight.lock().unwrap();
+        let mut in_flight = self.in_flight.lock().unwrap();
         let n = frames.len().min(in_flight.queue.len());
         let owners: Vec<Pending> = in_flight.queue.drain(..n).collect();
         let timed_out = owners.iter().filter(|p| p.timed_out).count();
@@ -366,42 +347,200 @@ async fn read_loop(conn: Arc<FastConn>, client: Arc<Client>) {
           "Redis sent a reply nobody asked for",
         ));
       }
+      let mut staged = Staged::default();
       for (frame, pending) in frames.into_iter().zip(owners) {
         if !pending.timed_out {
-          staged.reply(&pending.channel, pending.id, pending.mode, &buf, frame);
+          staged.reply(&pending.channel, pending.id, pending.mode, &state.buf, frame);
           settled += 1;
         }
       }
+      staged.deliver();
     }
-    staged.deliver();
     client.end_requests(settled);
-    if start == buf.len() {
-      buf.clear();
-      start = 0;
-    } else if start > 32 * 1024 {
-      buf.drain(..start);
-      start = 0;
+    if state.start == state.buf.len() {
+      state.buf.clear();
+      state.start = 0;
+    } else if state.start > 32 * 1024 {
+      state.buf.drain(..state.start);
+      state.start = 0;
     }
-    if let Some(failure) = protocol_error.or(closed) {
+    protocol_error.map_or(Ok(()), Err)
+  }
+
+  /// The end of this connection: fails everything still waiting, once, and
+  /// has the client reconnect.
+  fn finish(&self, state: &mut ReadState, client: &Client, failure: &Failure) {
+    if std::mem::replace(&mut state.finished, true) {
+      return;
+    }
+    self.shutdown();
+    let mut staged = Staged::default();
+    let failed = {
+      let mut in_flight = self.in_flight.lock().unwrap();
+      let mut failed = 0;
+      for pending in in_flight.queue.drain(..) {
+        if !pending.timed_out {
+          staged.failure(&pending.channel, pending.id, failure);
+          failed += 1;
+        }
+      }
+      in_flight.timed_out_at_front = 0;
+      failed
+    };
+    staged.deliver();
+    client.end_requests(failed);
+  }
+
+  /// Hands reading to the JS thread: returns a new descriptor of the socket for
+  /// libuv, once per connection. The tokio task stops reading under the same
+  /// lock, so the two never read at the same time.
+  #[cfg(unix)]
+  pub fn adopt_reader(&self) -> Option<i32> {
+    use std::os::fd::IntoRawFd;
+    let mut state = self.read_state.lock().unwrap();
+    if state.js_reads || state.finished || self.is_dead() {
+      return None;
+    }
+    let socket = self.writer.lock().unwrap().socket.try_clone().ok()?;
+    state.js_reads = true;
+    self.reader_wakeup.notify_one();
+    Some(socket.into_raw_fd())
+  }
+
+  #[cfg(not(unix))]
+  pub fn adopt_reader(&self) -> Option<i32> {
+    None
+  }
+
+  /// The JS thread stopped reading (libuv's read is stopped): the tokio task
+  /// reads from here on, continuing in the same buffer.
+  pub fn release_reader(&self) {
+    let mut state = self.read_state.lock().unwrap();
+    state.js_reads = false;
+    drop(state);
+    self.reader_wakeup.notify_one();
+  }
+
+  /// The JS thread reads again (it starts libuv's read after this returns
+  /// true). The tokio task checks the flag under the same lock before every
+  /// read, so the two never read at the same time.
+  pub fn reclaim_reader(&self) -> bool {
+    let mut state = self.read_state.lock().unwrap();
+    if state.finished || self.is_dead() {
+      return false;
+    }
+    state.js_reads = true;
+    drop(state);
+    self.reader_wakeup.notify_one();
+    true
+  }
+
+  /// Bytes the JS thread read from the socket.
+  pub fn feed(&self, chunk: &[u8], client: &Arc<Client>) {
+    let mut state = self.read_state.lock().unwrap();
+    if state.finished {
+      return;
+    }
+    state.buf.extend_from_slice(chunk);
+    if let Err(failure) = self.process(&mut state, client) {
+      self.finish(&mut state, client, &failure);
+      drop(state);
+      client.connection_failed(self.generation, &failure);
+    }
+  }
+
+  /// The JS thread's socket ended or failed.
+  pub fn reader_closed(&self, message: &str, client: &Arc<Client>) {
+    let failure = Failure::new(FailureKind::Connection, message);
+    let mut state = self.read_state.lock().unwrap();
+    self.finish(&mut state, client, &failure);
+    drop(state);
+    client.connection_failed(self.generation, &failure);
+  }
+}
+
+/// Reads replies (until the JS thread takes over reading) and times requests out.
+async fn read_loop(conn: Arc<FastConn>, client: Arc<Client>) {
+  let timeout = client.config.command_timeout;
+  let mut last_busy = Instant::now();
+  let failure = loop {
+    if conn.is_dead() {
+      break Failure::new(FailureKind::Connection, "the connection to Redis was closed");
+    }
+    let mut deadline = conn.next_deadline();
+    if deadline.is_some() {
+      last_busy = Instant::now();
+    } else if last_busy.elapsed() < IDLE_BEFORE_PARKING {
+      // Recent traffic: check again after a tick rather than be woken per request.
+      deadline = Some(Instant::now() + DEADLINE_TICK);
+    } else {
+      conn.timer_parked.store(true, Ordering::SeqCst);
+      std::sync::atomic::fence(Ordering::SeqCst);
+      if conn.next_deadline().is_some() {
+        conn.timer_parked.store(false, Ordering::SeqCst);
+        continue;
+      }
+    }
+    let js_reads = conn.read_state.lock().unwrap().js_reads;
+    tokio::select! {
+      biased;
+      ready = conn.stream.readable(), if !js_reads => {
+        if let Err(e) = ready {
+          break Failure::new(FailureKind::Connection, format!("reading from Redis failed: {e}"));
+        }
+      }
+      _ = async { tokio::time::sleep_until(deadline.unwrap()).await }, if deadline.is_some() => {
+        let mut staged = Staged::default();
+        let expired = conn.expire(Instant::now(), timeout, &mut staged);
+        staged.deliver();
+        client.end_requests(expired);
+        continue;
+      }
+      _ = conn.reader_wakeup.notified() => continue,
+    }
+    // Read everything available, unless the JS thread reads now.
+    let mut state = conn.read_state.lock().unwrap();
+    if state.js_reads {
+      continue;
+    }
+    let mut closed = None;
+    loop {
+      if state.buf.capacity() - state.buf.len() < 16 * 1024 {
+        state.buf.reserve(64 * 1024);
+      }
+      let spare = state.buf.spare_capacity_mut();
+      let spare: &mut [u8] = unsafe { std::slice::from_raw_parts_mut(spare.as_mut_ptr().cast(), spare.len()) };
+      match conn.stream.try_read(spare) {
+        Ok(0) => {
+          closed = Some(Failure::new(FailureKind::Connection, "Redis closed the connection"));
+          break;
+        }
+        Ok(n) => unsafe {
+          let len = state.buf.len();
+          state.buf.set_len(len + n)
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+        Err(e) => {
+          closed = Some(Failure::new(
+            FailureKind::Connection,
+            format!("reading from Redis failed: {e}"),
+          ));
+          break;
+        }
+      }
+    }
+    if let Err(failure) = conn.process(&mut state, &client) {
+      break failure;
+    }
+    if let Some(failure) = closed {
       break failure;
     }
   };
   // The connection is gone: fail everything still waiting, and reconnect.
-  conn.shutdown();
-  let failed = {
-    let mut in_flight = conn.in_flight.lock().unwrap();
-    let mut failed = 0;
-    for pending in in_flight.queue.drain(..) {
-      if !pending.timed_out {
-        staged.failure(&pending.channel, pending.id, &failure);
-        failed += 1;
-      }
-    }
-    in_flight.timed_out_at_front = 0;
-    failed
-  };
-  staged.deliver();
-  client.end_requests(failed);
+  {
+    let mut state = conn.read_state.lock().unwrap();
+    conn.finish(&mut state, &client, &failure);
+  }
   client.connection_failed(conn.generation, &failure);
 }
 
