@@ -74,6 +74,15 @@ test('bad command names are TypeErrors before anything is sent', async () => {
   }
 })
 
+test('commands that would change the shared connection for everyone are refused before sending', async () => {
+  for (const command of ['SELECT', 'select', 'MULTI', 'EXEC', 'WATCH', 'SUBSCRIBE', 'MONITOR', 'QUIT', 'AUTH', 'HELLO']) {
+    const error = await client.call(command, '1').catch((e) => e)
+    expect(error).toBeInstanceOf(TypeError)
+    expect(error.message).toMatch(/is not allowed/)
+  }
+  expect(await client.ping()).toBe('PONG') // the connection is untouched
+})
+
 test('many concurrent requests each get their own reply', async () => {
   const n = 5000
   await Promise.all(Array.from({ length: n }, (_, i) => client.set(key(`many:${i}`), `v${i}`)))

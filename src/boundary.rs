@@ -719,11 +719,17 @@ fn prefixed_command<'a>(args: &'a Args, prefix: &'a [u8]) -> std::result::Result
   if args.ranges.is_empty() || args.get(0).is_empty() {
     return Err(Failure::new(FailureKind::Invalid, "a command needs a name"));
   }
+  let name = String::from_utf8_lossy(args.get(0)).to_ascii_uppercase();
+  if let Some(why) = keys::shared_connection_refusal(&name) {
+    return Err(Failure::new(
+      FailureKind::Invalid,
+      format!("{name} is not allowed: {why}"),
+    ));
+  }
   let mut parts: Parts = (0..args.ranges.len()).map(|i| (&b""[..], args.get(i))).collect();
   if prefix.is_empty() {
     return Ok(parts);
   }
-  let name = String::from_utf8_lossy(args.get(0)).to_ascii_uppercase();
   let rest: Vec<&[u8]> = parts[1..].iter().map(|p| p.1).collect();
   let positions = keys::key_positions(keys::key_spec(&name), &rest).map_err(|why| {
     Failure::new(

@@ -737,13 +737,35 @@ const KNOWN_COMMANDS: &[&str] = &[
   "SORT",
   "SORT_RO",
   "LCS",
-  "OBJECT_FREQ",
 ];
 
 /// The commands whose key positions are known (`client.get(…)`, `pipeline.set(…)`, …).
 #[napi]
 pub fn known_commands() -> Vec<&'static str> {
-  KNOWN_COMMANDS.to_vec()
+  KNOWN_COMMANDS
+    .iter()
+    .copied()
+    .filter(|c| shared_connection_refusal(c).is_none())
+    .collect()
+}
+
+/// Why a command may not go over the shared connection: it would change that
+/// connection's state for every other caller in the process.
+pub fn shared_connection_refusal(command: &str) -> Option<&'static str> {
+  Some(match command {
+    "SELECT" | "SWAPDB" => {
+      "it would switch the database of every caller; put the database in the URL (redis://host:6379/2)"
+    }
+    "AUTH" | "HELLO" => "it would change the shared connection's credentials or protocol; put them in the URL",
+    "RESET" | "QUIT" => "it would reset or end the connection every caller shares; use closeRedisConnection()",
+    "MULTI" | "EXEC" | "DISCARD" | "WATCH" | "UNWATCH" => {
+      "transactions cannot be shared with concurrent callers; use a Lua script (EVAL), which runs atomically"
+    }
+    "SUBSCRIBE" | "PSUBSCRIBE" | "SSUBSCRIBE" | "UNSUBSCRIBE" | "PUNSUBSCRIBE" | "SUNSUBSCRIBE" | "MONITOR" => {
+      "it would turn the shared connection into a subscriber; use a dedicated connection (e.g. ioredis) for Pub/Sub"
+    }
+    _ => return None,
+  })
 }
 
 /// The positions (in `args`, which excludes the command name) that hold keys.
@@ -807,6 +829,14 @@ mod tests {
     assert_eq!(default_ttl_for(b"lock:x"), DefaultTtl::Seconds(300));
     assert_eq!(default_ttl_for(b"flag:maintenance"), DefaultTtl::Persist);
     assert_eq!(default_ttl_for(b"other"), DefaultTtl::Seconds(3600));
+  }
+
+  #[test]
+  fn connection_state_commands_are_refused() {
+    for name in ["SELECT", "MULTI", "EXEC", "SUBSCRIBE", "QUIT", "AUTH", "MONITOR"] {
+      assert!(shared_connection_refusal(name).is_some(), "{name}");
+    }
+    assert!(shared_connection_refusal("GET").is_none());
   }
 
   #[test]

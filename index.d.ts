@@ -1,0 +1,474 @@
+// Types of @yesgoddess/redis: the Redis layer of the YesGoddess backend as a
+// Rust native addon. Importing never connects; the first command does.
+
+/// <reference types="node" />
+
+// ── Configuration and the client ─────────────────────────────────────────────
+
+/** TLS settings, used with `rediss://` URLs. */
+export interface RedisTlsOptions {
+  /** A PEM file with the certificate authority that signed the server's certificate. */
+  caFile?: string
+  /** `false` accepts any server certificate (tests only). Default `true`. */
+  rejectUnauthorized?: boolean
+}
+
+/** Options for {@link configureRedis}. Every field is optional. */
+export interface RedisOptions {
+  /** `redis://[user:password@]host:port[/db]`, or `rediss://…` for TLS. Default `REDIS_URL` or `redis://127.0.0.1:6379`. */
+  url?: string
+  /** Prepended literally to every key the package sends (as ioredis's `keyPrefix`). Default `REDIS_KEY_PREFIX`. */
+  keyPrefix?: string
+  /** How long one connection attempt may take, in ms. Default 2000. */
+  connectTimeoutMs?: number
+  /** Every command settles (reply or error) within this many ms. Default 2000. */
+  commandTimeoutMs?: number
+  /** Consecutive reconnect attempts before the client waits for the next command to try again. Default: no limit. */
+  maxRetries?: number
+  /** The first reconnect delay in ms (exponential backoff with jitter from here). Default 50. */
+  retryBaseDelayMs?: number
+  /** The largest reconnect delay in ms. Default 2000. */
+  retryMaxDelayMs?: number
+  /** Connect to a Redis Cluster (`REDIS_CLUSTER=true`). Not available in this version yet: commands fail with a clear error. */
+  cluster?: boolean
+  /** TLS settings for `rediss://`. */
+  tls?: RedisTlsOptions
+}
+
+/**
+ * Configures the process-wide client. Optional; call it before the first
+ * command. Calling it again with other options while a client is open throws
+ * (the same options again are a no-op, so a re-evaluated module is fine);
+ * after {@link closeRedisConnection} it may be called again.
+ * @throws TypeError for an unknown option or a bad value.
+ */
+export function configureRedis(options?: RedisOptions): void
+
+/** Where the connection is. */
+export type ConnectionState = 'idle' | 'connecting' | 'ready' | 'reconnecting' | 'closed'
+
+/** The client's connection status. */
+export interface ConnectionStatus {
+  /** `idle` before the first command and after a close. */
+  state: ConnectionState
+  /** How many times the connection was made again after it was lost or failed. */
+  reconnects: number
+  /** The last connection error, with any password removed; null when none. */
+  lastError: string | null
+}
+
+/** The process-wide client's connection status. Never connects. */
+export function getConnectionStatus(): ConnectionStatus
+
+/** A connection event. */
+export interface RedisEvent {
+  type: 'connect' | 'ready' | 'error' | 'reconnecting' | 'end'
+  /** With `error`: the message, with any password removed. */
+  error?: string
+  /** With `reconnecting`: the number of the attempt that failed. */
+  attempt?: number
+  /** With `reconnecting`: how long until the next attempt. */
+  delayMs?: number
+}
+
+/**
+ * Subscribes to connection events. Returns a function that unsubscribes.
+ * A listener never keeps the process alive.
+ */
+export function onRedisEvent(listener: (event: RedisEvent) => void): () => void
+
+/** Waits for the commands in flight (up to `commandTimeoutMs`), then closes the connection. Idempotent; the next command connects again. */
+export function closeRedisConnection(): Promise<void>
+
+/** Connection options in the shape BullMQ (ioredis) takes. */
+export interface BullMQConnectionOptions {
+  host: string
+  port: number
+  username?: string
+  password?: string
+  db: number
+  tls?: { ca?: string; rejectUnauthorized: boolean }
+  /** BullMQ workers require `null`. */
+  maxRetriesPerRequest: null
+}
+
+/** The parsed connection options for BullMQ: `new Queue(name, { connection: getBullMQConnection(), prefix: 'jobs' })`. */
+export function getBullMQConnection(): BullMQConnectionOptions
+
+// ── The raw client ───────────────────────────────────────────────────────────
+
+/** An argument of a command: strings and numbers are sent as text, Buffers as bytes. */
+export type RedisArgument = string | number | Buffer | Uint8Array
+
+/** A reply as ioredis gives it: bulk strings as strings (or Buffers with `callBuffer`), integers as numbers. */
+export type RedisReply = string | number | null | Buffer | RedisReply[]
+
+/** Commands whose keys the package knows (and so can prefix with `keyPrefix`), as methods. */
+export type RedisCommandName =
+  | 'ping'
+  | 'echo'
+  | 'info'
+  | 'time'
+  | 'dbsize'
+  | 'client'
+  | 'config'
+  | 'script'
+  | 'function'
+  | 'flushdb'
+  | 'flushall'
+  | 'command'
+  | 'slowlog'
+  | 'latency'
+  | 'publish'
+  | 'scan'
+  | 'randomkey'
+  | 'lastsave'
+  | 'role'
+  | 'lolwut'
+  | 'wait'
+  | 'acl'
+  | 'module'
+  | 'save'
+  | 'bgsave'
+  | 'bgrewriteaof'
+  | 'debug'
+  | 'cluster'
+  | 'readonly'
+  | 'readwrite'
+  | 'pubsub'
+  | 'del'
+  | 'unlink'
+  | 'exists'
+  | 'mget'
+  | 'touch'
+  | 'pfcount'
+  | 'pfmerge'
+  | 'sinter'
+  | 'sunion'
+  | 'sdiff'
+  | 'sinterstore'
+  | 'sunionstore'
+  | 'sdiffstore'
+  | 'bitop'
+  | 'blpop'
+  | 'brpop'
+  | 'bzpopmin'
+  | 'bzpopmax'
+  | 'mset'
+  | 'msetnx'
+  | 'rename'
+  | 'renamenx'
+  | 'rpoplpush'
+  | 'brpoplpush'
+  | 'smove'
+  | 'lmove'
+  | 'blmove'
+  | 'copy'
+  | 'geosearchstore'
+  | 'zrangestore'
+  | 'eval'
+  | 'evalsha'
+  | 'eval_ro'
+  | 'evalsha_ro'
+  | 'fcall'
+  | 'fcall_ro'
+  | 'zunion'
+  | 'zinter'
+  | 'zdiff'
+  | 'zintercard'
+  | 'sintercard'
+  | 'lmpop'
+  | 'zmpop'
+  | 'blmpop'
+  | 'bzmpop'
+  | 'zunionstore'
+  | 'zinterstore'
+  | 'zdiffstore'
+  | 'xread'
+  | 'xreadgroup'
+  | 'object'
+  | 'memory'
+  | 'xgroup'
+  | 'xinfo'
+  | 'get'
+  | 'set'
+  | 'setnx'
+  | 'setex'
+  | 'psetex'
+  | 'append'
+  | 'strlen'
+  | 'incr'
+  | 'decr'
+  | 'incrby'
+  | 'decrby'
+  | 'incrbyfloat'
+  | 'getset'
+  | 'getdel'
+  | 'getex'
+  | 'getrange'
+  | 'setrange'
+  | 'getbit'
+  | 'setbit'
+  | 'bitcount'
+  | 'bitpos'
+  | 'bitfield'
+  | 'bitfield_ro'
+  | 'expire'
+  | 'pexpire'
+  | 'expireat'
+  | 'pexpireat'
+  | 'expiretime'
+  | 'pexpiretime'
+  | 'ttl'
+  | 'pttl'
+  | 'persist'
+  | 'type'
+  | 'dump'
+  | 'restore'
+  | 'hset'
+  | 'hsetnx'
+  | 'hget'
+  | 'hmset'
+  | 'hmget'
+  | 'hdel'
+  | 'hlen'
+  | 'hkeys'
+  | 'hvals'
+  | 'hgetall'
+  | 'hexists'
+  | 'hincrby'
+  | 'hincrbyfloat'
+  | 'hstrlen'
+  | 'hscan'
+  | 'hrandfield'
+  | 'lpush'
+  | 'rpush'
+  | 'lpushx'
+  | 'rpushx'
+  | 'lpop'
+  | 'rpop'
+  | 'llen'
+  | 'lrange'
+  | 'lindex'
+  | 'lset'
+  | 'lrem'
+  | 'ltrim'
+  | 'linsert'
+  | 'lpos'
+  | 'sadd'
+  | 'srem'
+  | 'smembers'
+  | 'sismember'
+  | 'smismember'
+  | 'scard'
+  | 'spop'
+  | 'srandmember'
+  | 'sscan'
+  | 'zadd'
+  | 'zrem'
+  | 'zscore'
+  | 'zmscore'
+  | 'zincrby'
+  | 'zcard'
+  | 'zcount'
+  | 'zrange'
+  | 'zrangebyscore'
+  | 'zrevrange'
+  | 'zrevrangebyscore'
+  | 'zrank'
+  | 'zrevrank'
+  | 'zremrangebyrank'
+  | 'zremrangebyscore'
+  | 'zremrangebylex'
+  | 'zrangebylex'
+  | 'zrevrangebylex'
+  | 'zlexcount'
+  | 'zpopmin'
+  | 'zpopmax'
+  | 'zrandmember'
+  | 'zscan'
+  | 'pfadd'
+  | 'xadd'
+  | 'xlen'
+  | 'xrange'
+  | 'xrevrange'
+  | 'xdel'
+  | 'xtrim'
+  | 'xack'
+  | 'xclaim'
+  | 'xautoclaim'
+  | 'xpending'
+  | 'xsetid'
+  | 'geoadd'
+  | 'geodist'
+  | 'geohash'
+  | 'geopos'
+  | 'geosearch'
+  | 'georadius'
+  | 'georadiusbymember'
+  | 'georadius_ro'
+  | 'georadiusbymember_ro'
+  | 'sort'
+  | 'sort_ro'
+  | 'lcs'
+
+/** One method per known command: `client.get(key)`, `client.hset(key, field, value)`, … */
+export type RedisCommandMethods<R> = {
+  [C in RedisCommandName]: (...args: RedisArgument[]) => R
+}
+
+/** Queued commands sent together in one round trip (not a transaction). */
+export interface RedisPipeline extends RedisCommandMethods<RedisPipeline> {
+  /** Queues `command` with its arguments. */
+  call(command: string, ...args: RedisArgument[]): RedisPipeline
+  /** Queues `command`; its bulk replies come back as Buffers. */
+  callBuffer(command: string, ...args: RedisArgument[]): RedisPipeline
+  /** How many commands are queued. */
+  readonly length: number
+  /** Sends every queued command; resolves `[error | null, reply]` per command, in order. */
+  exec(): Promise<Array<[Error | null, RedisReply]>>
+}
+
+/** Options of {@link RedisClient.scan}. */
+export interface ScanOptions {
+  /** A glob pattern, written without `keyPrefix`. Default `*`. */
+  match?: string
+  /** How many keys to look at per SCAN call. Default 100. */
+  count?: number
+  /** Only keys of this type (`string`, `hash`, …). */
+  type?: string
+}
+
+/** The raw escape hatch onto the process-wide client. */
+export interface RedisClient extends Omit<RedisCommandMethods<Promise<any>>, 'scan' | 'ping'> {
+  /** Runs any command: `call('HSET', key, field, value)`. Bulk replies are strings. */
+  call<T = RedisReply>(command: string, ...args: RedisArgument[]): Promise<T>
+  /** Like `call`, with bulk replies as Buffers (binary-safe). */
+  callBuffer<T = RedisReply>(command: string, ...args: RedisArgument[]): Promise<T>
+  /** A pipeline: queue commands, then `exec()`. */
+  pipeline(): RedisPipeline
+  /** `PING` → `'PONG'`. */
+  ping(): Promise<string>
+  /** `GET key`. */
+  get(key: RedisArgument): Promise<string | null>
+  /** `SET key value [EX seconds | …]`. */
+  set(key: RedisArgument, value: RedisArgument, ...options: RedisArgument[]): Promise<'OK' | string | null>
+  /** `DEL key…`: how many keys were removed. */
+  del(...keys: RedisArgument[]): Promise<number>
+  /**
+   * Iterates the keyspace with SCAN (never KEYS), yielding batches of keys:
+   * `for await (const keys of client.scan({ match: 'cache:*' }))`. Keys come back without `keyPrefix`.
+   */
+  scan(options?: ScanOptions): AsyncIterable<string[]>
+}
+
+/** The raw client of the process-wide connection. */
+export function getRedisClient(): RedisClient
+
+// ── Key conventions ──────────────────────────────────────────────────────────
+
+/** An id in a key: a non-empty string or a safe integer (`42` and `'42'` give the same key). Anything else is a `TypeError`. */
+export type KeyId = string | number
+
+/**
+ * Key builders for the eight prefixes of the key scheme. An id is data, never a
+ * pattern: `%`, `:`, `*`, `?`, `[`, `]`, `\\`, `{`, `}` and `^` in it are written as `%XX`.
+ * Keys are written without `keyPrefix`; the package adds it when sending.
+ */
+export declare const RedisKeys: {
+  /** `cache:*` — cached entities; default TTL 1 hour. */
+  readonly cache: {
+    /** `cache:user:<id>` */ user(id: KeyId): string
+    /** `cache:creator:<id>` */ creator(id: KeyId): string
+    /** `cache:brand:<id>` */ brand(id: KeyId): string
+    /** `cache:project:<id>` */ project(id: KeyId): string
+    /** `cache:asset:<id>` */ asset(id: KeyId): string
+    /** `cache:license:<id>` */ license(id: KeyId): string
+    /** `cache:creator-assets:<creatorId>` — a creator's asset list. */ creatorAssets(id: KeyId): string
+    /** `cache:project-assets:<projectId>` — a project's asset list. */ projectAssets(id: KeyId): string
+    /** `cache:brand-licenses:<brandId>` — a brand's license list. */ brandLicenses(id: KeyId): string
+    /** `cache:asset-licenses:<assetId>` — an asset's license list. */ assetLicenses(id: KeyId): string
+  }
+  /** `session:*` — temporary session data; 15 minutes to 24 hours. */
+  readonly session: {
+    /** `session:upload:<id>` (15 min) */ upload(id: KeyId): string
+    /** `session:auth:<id>` (24 h) */ auth(id: KeyId): string
+    /** `session:verification:<token>` (24 h) */ verification(token: KeyId): string
+  }
+  /** `jobs:*` — BullMQ queues (use `prefix: 'jobs'` in BullMQ). */
+  readonly jobs: {
+    /** `jobs:<name>` */ queue(name: KeyId): string
+  }
+  /** `ratelimit:*` — rate-limit windows; 1 hour. */
+  readonly ratelimit: {
+    /** `ratelimit:<action>:<identifier>` */ key(action: KeyId, identifier: KeyId): string
+  }
+  /** `idempotency:*` — duplicate-operation guards; 24 hours. */
+  readonly idempotency: {
+    /** `idempotency:<operation>` */ key(operation: KeyId): string
+  }
+  /** `lock:*` — distributed locks; 5 minutes. */
+  readonly lock: {
+    /** `lock:royalty-run:<runId>` */ royaltyRun(runId: KeyId): string
+    /** `lock:payout:<id>` */ payout(id: KeyId): string
+    /** `lock:resource:<name>` */ resource(name: KeyId): string
+  }
+  /** `counter:*` — metrics and analytics; no TTL. */
+  readonly counter: {
+    /** `counter:<name>` or `counter:<name>:<id>` */ metric(name: KeyId, id?: KeyId | null): string
+  }
+  /** `flag:*` — feature flags and system state; no TTL. */
+  readonly flag: {
+    /** `flag:feature:<name>` */ feature(name: KeyId): string
+    /** `flag:maintenance` */ maintenance(): string
+  }
+}
+
+/** TTLs in seconds, per builder and per prefix (`default`). `jobs`, `counter` and `flag` keys have none. */
+export declare const RedisTTL: {
+  readonly cache: {
+    readonly user: number
+    readonly creator: number
+    readonly brand: number
+    readonly project: number
+    readonly asset: number
+    readonly license: number
+    readonly creatorAssets: number
+    readonly projectAssets: number
+    readonly brandLicenses: number
+    readonly assetLicenses: number
+    /** 3600 */ readonly default: number
+  }
+  readonly session: {
+    /** 900 */ readonly upload: number
+    /** 86400 */ readonly auth: number
+    /** 86400 */ readonly verification: number
+    /** 900 (the shortest) */ readonly default: number
+  }
+  readonly ratelimit: { readonly key: number; /** 3600 */ readonly default: number }
+  readonly idempotency: { readonly key: number; /** 86400 */ readonly default: number }
+  readonly lock: {
+    readonly royaltyRun: number
+    readonly payout: number
+    readonly resource: number
+    /** 300 */ readonly default: number
+  }
+}
+
+// ── Errors ───────────────────────────────────────────────────────────────────
+
+/** Base class of every error a command rejects with (bad input rejects with `TypeError`). */
+export declare class RedisError extends Error {
+  /** `ETIMEDOUT`, `ECONNECTION`, `EAUTH`, `ECLOSED`, or a reply's first word (`ERR`, `WRONGTYPE`, …). */
+  readonly code: string
+}
+/** The server answered with an error reply; `code` is its first word. */
+export declare class ReplyError extends RedisError {}
+/** No reply within `commandTimeoutMs`. The command was sent at most once and is never sent again. */
+export declare class RedisTimeoutError extends RedisError {}
+/** The connection could not be made, or was lost while the command was in flight. */
+export declare class RedisConnectionError extends RedisError {}
+/** The server refused the credentials. The message never holds the password. */
+export declare class RedisAuthError extends RedisConnectionError {}
+/** The client was closed while the command waited. */
+export declare class RedisClosedError extends RedisError {}
