@@ -140,9 +140,17 @@ test('reading moves between the JS thread and Rust as the load changes, and no r
   const expected = (i) => `value-${i}-${'x'.repeat(i % 50)}`
   const before = { ...runtime.readerStats }
   for (let round = 0; round < 5; round++) {
-    // many in flight: reading goes to the Rust thread
-    const values = await Promise.all(Array.from({ length: n }, (_, i) => client.get(key(`move:${i}`))))
-    values.forEach((v, i) => expect(v).toBe(expected(i)))
+    // sustained load, 256 in flight: reading goes to the Rust thread
+    let mismatches = 0
+    await Promise.all(
+      Array.from({ length: 256 }, async (_, worker) => {
+        for (let step = 0; step < 40; step++) {
+          const j = (worker * 41 + step * 7 + round) % n
+          if ((await client.get(key(`move:${j}`))) !== expected(j)) mismatches++
+        }
+      }),
+    )
+    expect(mismatches).toBe(0)
     // one at a time: reading comes back to the JS thread
     for (let i = 0; i < 80; i++) {
       const j = (i * 37 + round) % n

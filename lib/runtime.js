@@ -92,7 +92,7 @@ function nativeCall(fn) {
 
 // The adaptive reader's thresholds (see adoptReader).
 const HAND_OFF_PENDING = 48
-const HAND_OFF_READS = 4
+const HAND_OFF_FLUSHES = 8
 const RECLAIM_PENDING = 8
 const RECLAIM_FLUSHES = 32
 
@@ -127,6 +127,7 @@ function createRuntime() {
 
   const listeners = new Set()
   const useJsReader = process.platform !== 'win32' && process.env.YG_REDIS_JS_READER !== '0'
+  const adaptiveReader = process.env.YG_REDIS_ADAPTIVE_READER !== '0'
   const keepAlive = setInterval(() => {}, 1 << 30)
   keepAlive.unref()
 
@@ -191,7 +192,10 @@ function createRuntime() {
   // libuv reads again (see FastConn::release_reader / reclaim_reader).
   const readBuffer = Buffer.allocUnsafeSlow(64 * 1024)
   let jsReader = null // { reader, socket, reading }
-  let busyReads = 0
+  // Adopting waits for this instance's next flush, so that of several module
+  // instances in one process (jest files, worker threads) one that sends takes it.
+  let adoptable = useJsReader
+  let busyFlushes = 0
   let quietFlushes = 0
   /** How often reading moved (for tests and diagnostics). */
   const readerStats = { adopted: 0, handedOff: 0, reclaimed: 0 }
@@ -204,7 +208,7 @@ function createRuntime() {
       return
     }
     if (!reader) return
-    if (jsReader) jsReader.socket.destroy()
+    forgetReader() // a previous connection's socket, if any
     const state = { reader, socket: null, reading: true }
     const socket = new net.Socket({
       fd: reader.fd,
@@ -214,18 +218,14 @@ function createRuntime() {
         buffer: readBuffer,
         callback(length) {
           if (state.socket === null || !state.reading) return
-          reader.feed(readBuffer, length)
+          try {
+            reader.feed(readBuffer, length)
+          } catch (error) {
+            // Never throw into libuv: treat it as a lost connection.
+            lost(error)
+            return
+          }
           wake()
-          // Many requests in flight read after read: let the Rust thread read.
-          if (pending >= HAND_OFF_PENDING) {
-            if (++busyReads >= HAND_OFF_READS) {
-              busyReads = 0
-              state.reading = false
-              socket.pause()
-              reader.release()
-              readerStats.handedOff++
-            }
-          } else busyReads = 0
         },
       },
     })
@@ -248,39 +248,47 @@ function createRuntime() {
     jsReader = state
   }
 
-  /** On each flush: take reading back from Rust once the load has been low for a while. */
-  function maybeReclaimReader() {
+  /** On each flush, with `pending` the true number in flight: move reading to where the load wants it. */
+  function adaptReader() {
     const state = jsReader
-    if (state === null || state.reading || state.socket === null) return
-    if (pending > RECLAIM_PENDING) {
+    if (state === null || state.socket === null || !adaptiveReader) return
+    if (state.reading) {
+      if (pending < HAND_OFF_PENDING) {
+        busyFlushes = 0
+      } else if (++busyFlushes >= HAND_OFF_FLUSHES) {
+        busyFlushes = 0
+        state.reading = false
+        state.socket.pause() // stops libuv's read at once (onread mode)
+        state.reader.release()
+        readerStats.handedOff++
+      }
+    } else if (pending > RECLAIM_PENDING) {
       quietFlushes = 0
-      return
-    }
-    if (++quietFlushes < RECLAIM_FLUSHES) return
-    quietFlushes = 0
-    if (state.reader.reclaim()) {
-      state.reading = true
-      state.socket.resume()
-      readerStats.reclaimed++
-    }
-  }
-
-  /** Drops the JS end of a connection that is gone. */
-  function forgetDeadReader() {
-    const state = jsReader
-    if (state !== null && state.reader.dead) {
-      jsReader = null
-      if (state.socket !== null) {
-        const socket = state.socket
-        state.socket = null
-        socket.destroy()
+    } else if (++quietFlushes >= RECLAIM_FLUSHES) {
+      quietFlushes = 0
+      if (state.reader.reclaim()) {
+        state.reading = true
+        state.socket.resume()
+        readerStats.reclaimed++
       }
     }
   }
 
+  /** Drops the JS end of the current reader (when its connection is gone or replaced). */
+  function forgetReader() {
+    const state = jsReader
+    jsReader = null
+    if (state !== null && state.socket !== null) {
+      const socket = state.socket
+      state.socket = null // its 'close' must not report on a connection that is already gone
+      socket.destroy()
+    }
+  }
+
   function dispatchEvent(event) {
-    if (event.type === 'ready' && useJsReader) adoptReader()
-    else if (event.type === 'end') forgetDeadReader()
+    // A new connection can be adopted; the instance that sends next takes it.
+    if (event.type === 'ready') adoptable = useJsReader
+    else if (event.type === 'end' && jsReader !== null && jsReader.reader.dead) forgetReader()
     for (const listener of listeners) {
       try {
         listener(event)
@@ -292,7 +300,6 @@ function createRuntime() {
 
   function flush() {
     flushScheduled = false
-    if (jsReader !== null) maybeReclaimReader()
     const meta = outMeta
     const count = outLength
     const text = outText
@@ -300,6 +307,11 @@ function createRuntime() {
     outLength = 0
     outText = ''
     outBuffers = []
+    if (jsReader !== null) adaptReader()
+    else if (adoptable) {
+      adoptable = false
+      adoptReader()
+    }
     try {
       channel.submit(meta, count, text, buffers)
     } catch (error) {
