@@ -46,10 +46,6 @@ export declare class SocketReader {
    * The adopting channel is not woken for them: the caller drains it right after.
    */
   feed(chunk: Uint8Array, length: number): void
-  /** The caller stopped reading (libuv's read is stopped): Rust reads from now on. */
-  release(): void
-  /** The caller takes reading back; it starts reading only when this returns true. */
-  reclaim(): boolean
   /** The connection is gone (closed, failed or replaced). */
   get dead(): boolean
   /** The socket ended or failed: fails what is still waiting and reconnects. */

@@ -313,3 +313,45 @@ describe('hot reload', () => {
     }
   })
 })
+
+describe('entry points and environment', () => {
+  test('import (ESM) and require give the same single instance with every export', async () => {
+    const result = await runNode(
+      `import('@yesgoddess/redis').then(async (esm) => {
+         const cjs = require('@yesgoddess/redis');
+         const names = Object.keys(cjs).sort();
+         const same = names.every((n) => esm[n] === cjs[n]) && esm.default === cjs;
+         const reply = await esm.getRedisClient().ping();
+         console.log(JSON.stringify({ same, names, reply }));
+       })`,
+    )
+    const { same, names, reply } = JSON.parse(result.stdout)
+    expect(same).toBe(true)
+    expect(reply).toBe('PONG')
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'configureRedis', 'getRedisClient', 'getConnectionStatus', 'onRedisEvent', 'closeRedisConnection',
+        'getBullMQConnection', 'RedisKeys', 'RedisTTL', 'RedisError', 'ReplyError', 'RedisTimeoutError',
+      ]),
+    )
+  })
+
+  test('REDIS_KEY_PREFIX prefixes every key, REDIS_CLUSTER=true is refused clearly', async () => {
+    const inspector = new Redis(process.env.REDIS_URL)
+    try {
+      const prefixed = await runNode(
+        `const r = require('.'); r.getRedisClient().set('env:key', 'v').then(() => console.log('ok'))`,
+        { env: { REDIS_KEY_PREFIX: 'from-env:' } },
+      )
+      expect(prefixed.stdout.trim()).toBe('ok')
+      expect(await inspector.get('from-env:env:key')).toBe('v')
+      const cluster = await runNode(
+        `const r = require('.'); r.getRedisClient().ping().catch((e) => console.log(e.message))`,
+        { env: { REDIS_CLUSTER: 'true' } },
+      )
+      expect(cluster.stdout).toMatch(/Cluster mode .* not available/)
+    } finally {
+      inspector.disconnect()
+    }
+  })
+})

@@ -90,12 +90,6 @@ function nativeCall(fn) {
   }
 }
 
-// The adaptive reader's thresholds (see adoptReader).
-const HAND_OFF_PENDING = 48
-const HAND_OFF_FLUSHES = 8
-const RECLAIM_PENDING = 8
-const RECLAIM_FLUSHES = 32
-
 /** Describes an argument that is not a string, number or Uint8Array, or returns null. */
 function badArgument(value) {
   if (value === undefined) return 'undefined'
@@ -127,7 +121,6 @@ function createRuntime() {
 
   const listeners = new Set()
   const useJsReader = process.platform !== 'win32' && process.env.YG_REDIS_JS_READER !== '0'
-  const adaptiveReader = process.env.YG_REDIS_ADAPTIVE_READER !== '0'
   const keepAlive = setInterval(() => {}, 1 << 30)
   keepAlive.unref()
 
@@ -183,22 +176,19 @@ function createRuntime() {
     if (pending === 0) keepAlive.unref()
   }
 
-  // Who reads the plain-TCP socket adapts to the load. With few requests in
-  // flight the JS thread reads it itself (on Unix): libuv wakes it when a reply
-  // arrives, as it would for ioredis, and Rust parses the bytes right there, so
-  // a lone request pays no thread hop. With many in flight a Rust thread reads
-  // and parses in parallel and wakes JS once per batch. The switch is exclusive
-  // both ways: libuv's read stops before Rust reads, and Rust stops before
-  // libuv reads again (see FastConn::release_reader / reclaim_reader).
+  // Who reads the plain-TCP socket. On Unix the JS thread takes it over
+  // (through libuv, on a duplicate of the socket's descriptor): a reply wakes
+  // the JS thread directly, as it would for ioredis, and Rust parses the bytes
+  // synchronously. Until then (and on Windows) a Rust thread reads and wakes
+  // JS once per batch. The handover is exclusive: Rust stops reading, under the
+  // lock it reads under, before libuv starts (see FastConn::adopt_reader).
   const readBuffer = Buffer.allocUnsafeSlow(64 * 1024)
-  let jsReader = null // { reader, socket, reading }
+  let jsReader = null // { reader, socket }
   // Adopting waits for this instance's next flush, so that of several module
   // instances in one process (jest files, worker threads) one that sends takes it.
   let adoptable = useJsReader
-  let busyFlushes = 0
-  let quietFlushes = 0
-  /** How often reading moved (for tests and diagnostics). */
-  const readerStats = { adopted: 0, handedOff: 0, reclaimed: 0 }
+  /** How many sockets this instance took over (for tests and diagnostics). */
+  const readerStats = { adopted: 0 }
 
   function adoptReader() {
     let reader
@@ -209,7 +199,7 @@ function createRuntime() {
     }
     if (!reader) return
     forgetReader() // a previous connection's socket, if any
-    const state = { reader, socket: null, reading: true }
+    const state = { reader, socket: null }
     const socket = new net.Socket({
       fd: reader.fd,
       readable: true,
@@ -217,7 +207,7 @@ function createRuntime() {
       onread: {
         buffer: readBuffer,
         callback(length) {
-          if (state.socket === null || !state.reading) return
+          if (state.socket === null) return
           try {
             reader.feed(readBuffer, length)
           } catch (error) {
@@ -235,10 +225,8 @@ function createRuntime() {
     const lost = (error) => {
       if (state.socket === null) return
       state.socket = null
-      if (state.reading) {
-        reader.closed(error && error.message ? `reading from Redis failed: ${error.message}` : 'Redis closed the connection')
-        wake()
-      }
+      reader.closed(error && error.message ? `reading from Redis failed: ${error.message}` : 'Redis closed the connection')
+      wake()
       socket.destroy()
       if (jsReader === state) jsReader = null
     }
@@ -246,32 +234,6 @@ function createRuntime() {
     socket.on('error', lost)
     socket.on('close', () => lost(null))
     jsReader = state
-  }
-
-  /** On each flush, with `pending` the true number in flight: move reading to where the load wants it. */
-  function adaptReader() {
-    const state = jsReader
-    if (state === null || state.socket === null || !adaptiveReader) return
-    if (state.reading) {
-      if (pending < HAND_OFF_PENDING) {
-        busyFlushes = 0
-      } else if (++busyFlushes >= HAND_OFF_FLUSHES) {
-        busyFlushes = 0
-        state.reading = false
-        state.socket.pause() // stops libuv's read at once (onread mode)
-        state.reader.release()
-        readerStats.handedOff++
-      }
-    } else if (pending > RECLAIM_PENDING) {
-      quietFlushes = 0
-    } else if (++quietFlushes >= RECLAIM_FLUSHES) {
-      quietFlushes = 0
-      if (state.reader.reclaim()) {
-        state.reading = true
-        state.socket.resume()
-        readerStats.reclaimed++
-      }
-    }
   }
 
   /** Drops the JS end of the current reader (when its connection is gone or replaced). */
@@ -307,8 +269,7 @@ function createRuntime() {
     outLength = 0
     outText = ''
     outBuffers = []
-    if (jsReader !== null) adaptReader()
-    else if (adoptable) {
+    if (adoptable) {
       adoptable = false
       adoptReader()
     }

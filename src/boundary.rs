@@ -570,18 +570,6 @@ impl SocketReader {
       .feed(&chunk[..(length as usize).min(chunk.len())], &self.client);
   }
 
-  /// The caller stopped reading (libuv's read is stopped): Rust reads from now on.
-  #[napi]
-  pub fn release(&self) {
-    self.conn.release_reader();
-  }
-
-  /// The caller takes reading back; it starts reading only when this returns true.
-  #[napi]
-  pub fn reclaim(&self) -> bool {
-    self.conn.reclaim_reader()
-  }
-
   /// The connection is gone (closed, failed or replaced).
   #[napi(getter)]
   pub fn dead(&self) -> bool {

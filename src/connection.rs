@@ -412,29 +412,6 @@ impl FastConn {
     None
   }
 
-  /// The JS thread stopped reading (libuv's read is stopped): the tokio task
-  /// reads from here on, continuing in the same buffer.
-  pub fn release_reader(&self) {
-    let mut state = self.read_state.lock().unwrap();
-    state.js_reads = false;
-    drop(state);
-    self.reader_wakeup.notify_one();
-  }
-
-  /// The JS thread reads again (it starts libuv's read after this returns
-  /// true). The tokio task checks the flag under the same lock before every
-  /// read, so the two never read at the same time.
-  pub fn reclaim_reader(&self) -> bool {
-    let mut state = self.read_state.lock().unwrap();
-    if state.finished || self.is_dead() {
-      return false;
-    }
-    state.js_reads = true;
-    drop(state);
-    self.reader_wakeup.notify_one();
-    true
-  }
-
   /// Bytes the JS thread read from the socket.
   pub fn feed(&self, chunk: &[u8], client: &Arc<Client>) {
     let mut state = self.read_state.lock().unwrap();
