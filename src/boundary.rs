@@ -369,6 +369,27 @@ impl Channel {
         Op::Scan => ReplyMode::Scan,
         _ => ReplyMode::Strings,
       };
+      if fast && op != Op::Scan && prefix.is_empty() {
+        // The common case: encode straight into the wire buffer, no allocation.
+        match plain_command_name(args) {
+          Ok(name) => {
+            resp::write_array_header(wire, args.ranges.len());
+            for range in &args.ranges {
+              resp::write_bulk(wire, &[&args.bytes[range.clone()]]);
+            }
+            pending.push(Pending {
+              channel: Arc::clone(&self.inner),
+              id,
+              mode,
+              name,
+              deadline,
+              timed_out: false,
+            });
+          }
+          Err(failure) => staged.failure(&self.inner, id, &failure),
+        }
+        continue;
+      }
       let command = match op {
         Op::Scan => scan_command(args, &prefix),
         _ => prefixed_command(args, &prefix),
@@ -702,24 +723,31 @@ fn server_failure(err: &redis::ServerError) -> Failure {
 /// (empty for non-keys): the name first.
 type Parts<'a> = Vec<(&'a [u8], &'a [u8])>;
 
-/// The arguments of a command with `keyPrefix` in front of each of its keys.
-fn prefixed_command<'a>(args: &'a Args, prefix: &'a [u8]) -> std::result::Result<Parts<'a>, Failure> {
+/// The command's name, checked: present, and not one the shared connection refuses.
+fn plain_command_name(args: &Args) -> std::result::Result<CommandName, Failure> {
   if args.ranges.is_empty() || args.get(0).is_empty() {
     return Err(Failure::new(FailureKind::Invalid, "a command needs a name"));
   }
-  let name = String::from_utf8_lossy(args.get(0)).to_ascii_uppercase();
-  if let Some(why) = keys::shared_connection_refusal(&name) {
+  let name = CommandName::new(args.get(0));
+  if let Some(why) = keys::shared_connection_refusal(name.as_str()) {
     return Err(Failure::new(
       FailureKind::Invalid,
-      format!("{name} is not allowed: {why}"),
+      format!("{} is not allowed: {why}", name.as_str()),
     ));
   }
+  Ok(name)
+}
+
+/// The arguments of a command with `keyPrefix` in front of each of its keys.
+fn prefixed_command<'a>(args: &'a Args, prefix: &'a [u8]) -> std::result::Result<Parts<'a>, Failure> {
+  let name = plain_command_name(args)?;
+  let name = name.as_str();
   let mut parts: Parts = (0..args.ranges.len()).map(|i| (&b""[..], args.get(i))).collect();
   if prefix.is_empty() {
     return Ok(parts);
   }
   let rest: Vec<&[u8]> = parts[1..].iter().map(|p| p.1).collect();
-  let positions = keys::key_positions(keys::key_spec(&name), &rest).map_err(|why| {
+  let positions = keys::key_positions(keys::key_spec(name), &rest).map_err(|why| {
     Failure::new(
       FailureKind::Invalid,
       if why == "unknown" {
