@@ -91,6 +91,13 @@ export interface ConnectionStatus {
   lastError?: string
 }
 
+/**
+ * The TTL in seconds a cache write of `key` (written without `keyPrefix`) gets
+ * when none is given: its prefix's default; 0 for `jobs:`, `counter:` and
+ * `flag:` keys, which persist.
+ */
+export declare function defaultTtl(key: string): number
+
 /** One builder as JS sees it, to build `RedisKeys` and `RedisTTL`. */
 export interface KeyBuilderInfo {
   family: string

@@ -841,6 +841,7 @@ module.exports.buildKey = nativeBinding.buildKey
 module.exports.bullmqConnection = nativeBinding.bullmqConnection
 module.exports.configure = nativeBinding.configure
 module.exports.connectionStatus = nativeBinding.connectionStatus
+module.exports.defaultTtl = nativeBinding.defaultTtl
 module.exports.keyPrefix = nativeBinding.keyPrefix
 module.exports.keyScheme = nativeBinding.keyScheme
 module.exports.knownCommands = nativeBinding.knownCommands

@@ -372,7 +372,7 @@ export type KeyId = string | number
 
 /**
  * Key builders for the eight prefixes of the key scheme. An id is data, never a
- * pattern: `%`, `:`, `*`, `?`, `[`, `]`, `\\`, `{`, `}` and `^` in it are written as `%XX`.
+ * pattern: `%`, `:`, `*`, `?`, `[`, `]`, `\`, `{`, `}` and `^` in it are written as `%XX`.
  * Keys are written without `keyPrefix`; the package adds it when sending.
  */
 export declare const RedisKeys: {
@@ -454,6 +454,62 @@ export declare const RedisTTL: {
     /** 300 */ readonly default: number
   }
 }
+
+// ── cacheService ─────────────────────────────────────────────────────────────
+
+/** This process's cache counts. */
+export interface CacheStats {
+  hits: number
+  misses: number
+  /** hits / (hits + misses), a fraction from 0 to 1 (0 before any lookup). */
+  hitRate: number
+  sets: number
+  deletes: number
+  errors: number
+}
+
+/**
+ * The JSON cache. A write without `ttlSeconds` takes the default TTL of its key's
+ * prefix (`RedisTTL.<prefix>.default`; `counter:`, `flag:` and `jobs:` keys
+ * persist; keys of no known prefix get the `cache:` default); `0` means no expiry.
+ */
+export interface CacheService {
+  /** The cached value, JSON-decoded, or null. Redis errors and non-JSON values read as a miss (counted as an error). */
+  get<T = unknown>(key: string): Promise<T | null>
+  /** Stores `value` as JSON. A cycle, a BigInt, a function or `undefined` is a `TypeError` before anything is sent. */
+  set(key: string, value: unknown, ttlSeconds?: number): Promise<true>
+  /** Removes one key or several (UNLINK); resolves how many existed. */
+  delete(keyOrKeys: string | string[]): Promise<number>
+  /** Whether the key exists. */
+  exists(key: string): Promise<boolean>
+  /** Seconds to expiry: -1 without expiry, -2 when missing. */
+  ttl(key: string): Promise<number>
+  /** The values in order (null for misses), in one round trip. */
+  mget<T = unknown>(keys: string[]): Promise<Array<T | null>>
+  /** Stores several values in one round trip. */
+  mset(entries: Array<[string, unknown]> | Record<string, unknown>, ttlSeconds?: number): Promise<true>
+  /** Cache-aside with single flight in this process; `loader` runs at most once per missing key at a time. */
+  getOrSet<T>(key: string, loader: () => T | Promise<T>, ttlSeconds?: number): Promise<T>
+  /** SCAN + UNLINK in batches (never KEYS); resolves how many keys went. */
+  invalidatePattern(pattern: string): Promise<number>
+  /** `cache:user:<id>` and `cache:user:<id>:…`. */
+  invalidateUser(id: KeyId): Promise<number>
+  /** `cache:creator:<id>`, `cache:creator:<id>:…` and `cache:creator-assets:<id>`. */
+  invalidateCreator(id: KeyId): Promise<number>
+  /** `cache:brand:<id>`, `cache:brand:<id>:…` and `cache:brand-licenses:<id>`. */
+  invalidateBrand(id: KeyId): Promise<number>
+  /** `cache:project:<id>`, `cache:project:<id>:…` and `cache:project-assets:<id>`. */
+  invalidateProject(id: KeyId): Promise<number>
+  /** `cache:asset:<id>`, `cache:asset:<id>:…` and `cache:asset-licenses:<id>`. */
+  invalidateAsset(id: KeyId): Promise<number>
+  /** This process's counts. */
+  getStats(): CacheStats
+  /** Sets every count back to 0. */
+  resetStats(): void
+}
+
+/** The JSON cache of the seed's `cache.service.ts`. */
+export declare const cacheService: CacheService
 
 // ── Errors ───────────────────────────────────────────────────────────────────
 

@@ -6,6 +6,7 @@
 const client = require('./lib/client.js')
 const keys = require('./lib/keys.js')
 const runtime = require('./lib/runtime.js')
+const { cacheService } = require('./lib/cache.js')
 
 module.exports = {
   configureRedis: client.configureRedis,
@@ -16,6 +17,7 @@ module.exports = {
   getBullMQConnection: client.getBullMQConnection,
   RedisKeys: keys.RedisKeys,
   RedisTTL: keys.RedisTTL,
+  cacheService,
   RedisError: runtime.RedisError,
   ReplyError: runtime.ReplyError,
   RedisTimeoutError: runtime.RedisTimeoutError,

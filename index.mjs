@@ -10,6 +10,7 @@ export const {
   getBullMQConnection,
   RedisKeys,
   RedisTTL,
+  cacheService,
   RedisError,
   ReplyError,
   RedisTimeoutError,

@@ -178,8 +178,7 @@ static BUILDERS: &[Builder] = &[
   },
 ];
 
-/// What a key gets when it is written without an explicit TTL (used by the cache).
-#[allow(dead_code)]
+/// What a key gets when it is written without an explicit TTL.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DefaultTtl {
   Seconds(u32),
@@ -188,7 +187,6 @@ pub enum DefaultTtl {
 
 /// The default TTL of a key (written without `keyPrefix`): its prefix's default,
 /// `cache:`'s default for a key of no known prefix.
-#[allow(dead_code)]
 pub fn default_ttl_for(key: &[u8]) -> DefaultTtl {
   for (prefix, ttl) in PREFIX_TTLS {
     if key.starts_with(prefix.as_bytes()) {
@@ -289,6 +287,17 @@ pub struct KeyBuilderInfo {
   pub max_args: u32,
   /// Default TTL in seconds, or null when keys persist.
   pub ttl: Option<u32>,
+}
+
+/// The TTL in seconds a cache write of `key` (written without `keyPrefix`) gets
+/// when none is given: its prefix's default; 0 for `jobs:`, `counter:` and
+/// `flag:` keys, which persist.
+#[napi]
+pub fn default_ttl(key: String) -> u32 {
+  match default_ttl_for(key.as_bytes()) {
+    DefaultTtl::Seconds(s) => s,
+    DefaultTtl::Persist => 0,
+  }
 }
 
 /// The key scheme, for the JS layer to build `RedisKeys` and `RedisTTL` from.

@@ -9,6 +9,7 @@ import {
   getBullMQConnection,
   RedisKeys,
   RedisTTL,
+  cacheService,
   RedisTimeoutError,
   ReplyError,
   type ConnectionStatus,
@@ -43,6 +44,17 @@ export async function example(userId: string): Promise<void> {
   } catch (error) {
     if (error instanceof RedisTimeoutError || error instanceof ReplyError) console.log(error.code)
   }
+  interface User {
+    id: string
+    name: string
+  }
+  await cacheService.set(RedisKeys.cache.user(userId), { id: userId, name: 'Ada' }, RedisTTL.cache.user)
+  const cachedUser: User | null = await cacheService.get<User>(RedisKeys.cache.user(userId))
+  const loaded: User = await cacheService.getOrSet<User>(RedisKeys.cache.user(userId), async () => ({ id: userId, name: 'Ada' }))
+  const removed: number = await cacheService.invalidateUser(userId)
+  const hitRate: number = cacheService.getStats().hitRate
+  await cacheService.mset({ a: 1 }, 60)
+  void [cachedUser, loaded, removed, hitRate]
   await closeRedisConnection()
   void [cached, count, raw, results, status, port, RedisKeys.flag.maintenance(), RedisKeys.ratelimit.key('api', 1)]
 }

@@ -1,0 +1,254 @@
+'use strict'
+// cacheService against a private redis-server.
+const { AsyncLocalStorage } = require('node:async_hooks')
+const Redis = require('ioredis')
+const { RedisServer } = require('./support/redis-server.js')
+const { redis, useRedis } = require('./support/client.js')
+
+const { cacheService, RedisKeys, RedisTTL } = redis
+let inspector
+
+beforeAll(async () => {
+  await useRedis()
+  inspector = new Redis(process.env.REDIS_URL)
+})
+afterAll(async () => {
+  inspector.disconnect()
+  await redis.closeRedisConnection()
+})
+beforeEach(() => cacheService.resetStats())
+
+// The application's database in the seed's examples (not Redis): a tiny in-memory stand-in.
+const users = new Map([['u-1', { id: 'u-1', name: 'Ada', email: 'ada@example.com' }]])
+const prisma = {
+  user: {
+    findUnique: async ({ where }) => users.get(where.id) ?? null,
+    update: async ({ where, data }) => users.set(where.id, { ...users.get(where.id), ...data }).get(where.id),
+  },
+}
+
+test("the seed's example 1, caching user data, runs as written", async () => {
+  const userId = 'u-1'
+  const updates = { name: 'Ada L.' }
+  // Cache user profile
+  const user = await prisma.user.findUnique({ where: { id: userId } })
+  await cacheService.set(RedisKeys.cache.user(userId), user, RedisTTL.cache.user)
+  // Retrieve from cache
+  const cachedUser = await cacheService.get(RedisKeys.cache.user(userId))
+  expect(cachedUser).toEqual(user)
+  expect(await inspector.ttl('cache:user:u-1')).toBeGreaterThan(3590)
+  // Invalidate on update
+  await prisma.user.update({ where: { id: userId }, data: updates })
+  await cacheService.invalidateUser(userId)
+  expect(await cacheService.get(RedisKeys.cache.user(userId))).toBeNull()
+})
+
+test("the seed's example 4, session management, runs as written", async () => {
+  const userId = 'u-1'
+  const fileName = 'song.wav'
+  const storageKey = 'uploads/u-1/song.wav'
+  const sessionId = 'sess-42'
+  // Store upload session
+  const sessionData = {
+    userId,
+    fileName,
+    storageKey,
+    expiresAt: new Date(Date.now() + 15 * 60 * 1000),
+  }
+  await cacheService.set(RedisKeys.session.upload(sessionId), sessionData, RedisTTL.session.upload)
+  // Retrieve and validate session
+  const session = await cacheService.get(RedisKeys.session.upload(sessionId))
+  if (!session) {
+    throw new Error('Session expired')
+  }
+  expect(session).toEqual({ ...sessionData, expiresAt: sessionData.expiresAt.toISOString() })
+  const ttl = await inspector.ttl('session:upload:sess-42')
+  expect(ttl).toBeGreaterThan(890)
+  expect(ttl).toBeLessThanOrEqual(900)
+})
+
+test('a write without a TTL takes its prefix default; 0 means no expiry', async () => {
+  const cases = [
+    ['cache:thing:1', 3600],
+    ['session:upload:ttl', 900],
+    ['ratelimit:api:ttl', 3600],
+    ['idempotency:ttl', 86400],
+    ['lock:ttl', 300],
+    ['no-known-prefix:ttl', 3600],
+  ]
+  for (const [key, ttl] of cases) {
+    await cacheService.set(key, { v: 1 })
+    const actual = await inspector.ttl(key)
+    expect([key, actual <= ttl && actual >= ttl - 5]).toEqual([key, true])
+  }
+  for (const key of ['counter:views', 'flag:feature:x', 'jobs:q:meta']) {
+    await cacheService.set(key, 1)
+    expect(await inspector.ttl(key)).toBe(-1)
+  }
+  await cacheService.set('cache:explicit', 'x', 42)
+  expect(await cacheService.ttl('cache:explicit')).toBeLessThanOrEqual(42)
+  await cacheService.set('cache:forever', 'x', 0)
+  expect(await cacheService.ttl('cache:forever')).toBe(-1)
+})
+
+test('bad input is a TypeError and sends nothing', async () => {
+  const cycle = {}
+  cycle.self = cycle
+  for (const value of [cycle, 10n, () => 1, undefined, Symbol('s'), { big: 1n }]) {
+    await expect(cacheService.set('cache:bad', value)).rejects.toBeInstanceOf(TypeError)
+  }
+  for (const key of ['', null, 42, undefined]) {
+    await expect(cacheService.get(key)).rejects.toBeInstanceOf(TypeError)
+    await expect(cacheService.set(key, 1)).rejects.toBeInstanceOf(TypeError)
+  }
+  await expect(cacheService.set('cache:bad', 1, -1)).rejects.toBeInstanceOf(TypeError)
+  await expect(cacheService.set('cache:bad', 1, 1.5)).rejects.toBeInstanceOf(TypeError)
+  await expect(cacheService.mset([['cache:ok', 1], ['cache:bad', 1n]])).rejects.toBeInstanceOf(TypeError)
+  await expect(cacheService.invalidateUser('')).rejects.toBeInstanceOf(TypeError)
+  expect(await inspector.exists('cache:bad', 'cache:ok')).toBe(0)
+  expect(cacheService.getStats().sets).toBe(0)
+})
+
+test('a stored value that is not JSON reads as a miss and counts an error', async () => {
+  await inspector.set('cache:not-json', '{oops')
+  expect(await cacheService.get('cache:not-json')).toBeNull()
+  expect(cacheService.getStats()).toMatchObject({ hits: 0, misses: 1, errors: 1 })
+})
+
+test('mget, mset, delete, exists, ttl and stats', async () => {
+  await cacheService.mset([['cache:m:1', { a: 1 }], ['cache:m:2', [1, 'two']]])
+  await cacheService.mset({ 'cache:m:3': 'three', 'counter:m': 7 }, undefined)
+  expect(await cacheService.mget(['cache:m:1', 'cache:m:2', 'cache:m:missing', 'cache:m:3', 'counter:m'])).toEqual([
+    { a: 1 },
+    [1, 'two'],
+    null,
+    'three',
+    7,
+  ])
+  expect(await inspector.ttl('cache:m:1')).toBeGreaterThan(3590)
+  expect(await inspector.ttl('counter:m')).toBe(-1)
+  expect(await cacheService.exists('cache:m:1')).toBe(true)
+  expect(await cacheService.delete('cache:m:1')).toBe(1)
+  expect(await cacheService.exists('cache:m:1')).toBe(false)
+  expect(await cacheService.delete(['cache:m:2', 'cache:m:3', 'cache:m:missing'])).toBe(2)
+  expect(await cacheService.ttl('cache:m:missing')).toBe(-2)
+  expect(await cacheService.mget([])).toEqual([])
+  const stats = cacheService.getStats()
+  expect(stats).toMatchObject({ hits: 4, misses: 1, sets: 4, deletes: 3, errors: 0 })
+  expect(stats.hitRate).toBeCloseTo(0.8)
+})
+
+describe('invalidation', () => {
+  /** Seeds `keys`, runs `invalidate`, and checks exactly `gone` went and the rest stayed. */
+  async function expectRemoves(invalidate, gone, stay) {
+    await inspector.mset(...[...gone, ...stay].flatMap((k) => [k, '1']))
+    const removed = await invalidate()
+    expect(removed).toBe(gone.length)
+    for (const k of gone) expect([k, await inspector.exists(k)]).toEqual([k, 0])
+    for (const k of stay) expect([k, await inspector.exists(k)]).toEqual([k, 1])
+    await inspector.del(...stay)
+  }
+
+  test('each cascade removes exactly its keys', async () => {
+    await expectRemoves(
+      () => cacheService.invalidateUser('7'),
+      ['cache:user:7', 'cache:user:7:profile', 'cache:user:7:a:b'],
+      ['cache:user:70', 'cache:user:7x', 'cache:creator:7', 'session:auth:7'],
+    )
+    await expectRemoves(
+      () => cacheService.invalidateCreator('c1'),
+      ['cache:creator:c1', 'cache:creator:c1:stats', 'cache:creator-assets:c1'],
+      ['cache:creator:c10', 'cache:creator-assets:c10', 'cache:user:c1', 'cache:project-assets:c1'],
+    )
+    await expectRemoves(
+      () => cacheService.invalidateProject('p1'),
+      ['cache:project:p1', 'cache:project:p1:members', 'cache:project-assets:p1'],
+      ['cache:project:p12', 'cache:creator-assets:p1'],
+    )
+    await expectRemoves(
+      () => cacheService.invalidateBrand('b1'),
+      ['cache:brand:b1', 'cache:brand:b1:team', 'cache:brand-licenses:b1'],
+      ['cache:brand:b11', 'cache:asset-licenses:b1'],
+    )
+    await expectRemoves(
+      () => cacheService.invalidateAsset('a1'),
+      ['cache:asset:a1', 'cache:asset:a1:renditions', 'cache:asset-licenses:a1'],
+      ['cache:asset:a10', 'cache:brand-licenses:a1'],
+    )
+  })
+
+  test('an id is data: pattern and separator characters never widen what is deleted', async () => {
+    for (const id of ['*', '?', '[a-z]', '[', ']', '\\', ':', '7:*', '*:profile']) {
+      const own = RedisKeys.cache.user(id)
+      await expectRemoves(
+        () => cacheService.invalidateUser(id),
+        [own, `${own}:x`],
+        ['cache:user:7', 'cache:user:7:profile', 'cache:user:a', 'cache:user:abc', 'cache:user::x'],
+      )
+    }
+  })
+
+  test('invalidatePattern removes every match in batches, and nothing else', async () => {
+    const p = redis.getRedisClient().pipeline()
+    for (let i = 0; i < 5000; i++) p.set(`cache:bulk:${i}`, '1')
+    p.set('cache:bulky', 'stays')
+    await p.exec()
+    expect(await cacheService.invalidatePattern('cache:bulk:*')).toBe(5000)
+    expect(await inspector.exists('cache:bulky')).toBe(1)
+    expect(await cacheService.invalidatePattern('cache:bulk:*')).toBe(0)
+  })
+})
+
+describe('getOrSet', () => {
+  test('100 concurrent callers for one missing key run the loader once and share its value', async () => {
+    let calls = 0
+    const loader = async () => {
+      calls++
+      await new Promise((r) => setTimeout(r, 20))
+      return { loaded: true }
+    }
+    const values = await Promise.all(Array.from({ length: 100 }, () => cacheService.getOrSet('cache:gos:1', loader, 60)))
+    expect(calls).toBe(1)
+    expect(values.every((v) => v.loaded === true)).toBe(true)
+    expect(await cacheService.getOrSet('cache:gos:1', loader)).toEqual({ loaded: true })
+    expect(calls).toBe(1)
+    expect(await inspector.ttl('cache:gos:1')).toBeLessThanOrEqual(60)
+  })
+
+  test('a loader that throws rejects every waiter and caches nothing', async () => {
+    let calls = 0
+    const loader = async () => {
+      calls++
+      await new Promise((r) => setTimeout(r, 10))
+      throw new Error('database down')
+    }
+    const results = await Promise.allSettled(Array.from({ length: 20 }, () => cacheService.getOrSet('cache:gos:2', loader)))
+    expect(calls).toBe(1)
+    expect(results.every((r) => r.status === 'rejected' && r.reason.message === 'database down')).toBe(true)
+    expect(await inspector.exists('cache:gos:2')).toBe(0)
+  })
+
+  test('the loader runs in the caller\'s AsyncLocalStorage context', async () => {
+    const als = new AsyncLocalStorage()
+    const seen = await als.run({ request: 'r-1' }, () =>
+      cacheService.getOrSet('cache:gos:3', async () => ({ request: als.getStore()?.request })),
+    )
+    expect(seen).toEqual({ request: 'r-1' })
+  })
+})
+
+test('with the server gone, get degrades to a miss and set reports the error', async () => {
+  const server = await new RedisServer().start()
+  try {
+    await useRedis({ url: server.url, commandTimeoutMs: 500 })
+    await cacheService.set('cache:down', { ok: 1 })
+    await server.stop()
+    cacheService.resetStats()
+    expect(await cacheService.get('cache:down')).toBeNull()
+    await expect(cacheService.set('cache:down', 2)).rejects.toBeInstanceOf(redis.RedisError)
+    expect(cacheService.getStats()).toMatchObject({ misses: 1, errors: 2 })
+  } finally {
+    await server.stop()
+    await useRedis()
+  }
+})
