@@ -147,6 +147,9 @@ export interface RedisOptions {
   tls?: TlsOptions
 }
 
+/** The source of a script by name (`releaseLock`), for the JS layer to run with EVAL. */
+export declare function scriptSource(name: string): string
+
 /** TLS settings for `rediss://` URLs. */
 export interface TlsOptions {
   /** A PEM file with the certificate authority that signed the server's certificate. */

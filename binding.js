@@ -846,3 +846,4 @@ module.exports.keyPrefix = nativeBinding.keyPrefix
 module.exports.keyScheme = nativeBinding.keyScheme
 module.exports.knownCommands = nativeBinding.knownCommands
 module.exports.prefixTtls = nativeBinding.prefixTtls
+module.exports.scriptSource = nativeBinding.scriptSource

@@ -3,7 +3,7 @@
 const { AsyncLocalStorage } = require('node:async_hooks')
 const Redis = require('ioredis')
 const { RedisServer } = require('./support/redis-server.js')
-const { redis, useRedis } = require('./support/client.js')
+const { redis, useRedis, runNode } = require('./support/client.js')
 
 const { cacheService, RedisKeys, RedisTTL } = redis
 let inspector
@@ -188,6 +188,26 @@ describe('invalidation', () => {
     }
   })
 
+  test('invalidatePattern removes 100,000 matching keys in batches, and nothing else', async () => {
+    const client = redis.getRedisClient()
+    for (let start = 0; start < 100000; start += 10000) {
+      const p = client.pipeline()
+      for (let i = start; i < start + 10000; i++) p.set(`cache:many:${i}`, '1')
+      await p.exec()
+    }
+    await inspector.set('cache:manyx', 'stays')
+    const started = Date.now()
+    expect(await cacheService.invalidatePattern('cache:many:*')).toBe(100000)
+    const elapsed = Date.now() - started
+    expect(await inspector.exists('cache:manyx')).toBe(1)
+    expect(await inspector.dbsize()).toBeLessThan(100000)
+    // the server was never blocked for long: its slowest command stayed short
+    const slow = await inspector.call('SLOWLOG', 'GET', '1')
+    const worstUs = slow.length > 0 ? Number(slow[0][2]) : 0
+    expect(worstUs).toBeLessThan(100000) // < 100 ms for any single command
+    expect(elapsed).toBeLessThan(20000)
+  }, 60000)
+
   test('invalidatePattern removes every match in batches, and nothing else', async () => {
     const p = redis.getRedisClient().pipeline()
     for (let i = 0; i < 5000; i++) p.set(`cache:bulk:${i}`, '1')
@@ -226,6 +246,30 @@ describe('getOrSet', () => {
     expect(calls).toBe(1)
     expect(results.every((r) => r.status === 'rejected' && r.reason.message === 'database down')).toBe(true)
     expect(await inspector.exists('cache:gos:2')).toBe(0)
+  })
+
+  test('two processes hammering one cold key run the loader once between them', async () => {
+    const child = `
+      const r = require('.');
+      const c = r.getRedisClient();
+      (async () => {
+        while ((await c.get('cache:gos:go')) === null) await new Promise((res) => setTimeout(res, 2));
+        const loader = async () => {
+          await c.incr('cache:gos:loads');
+          await new Promise((res) => setTimeout(res, 300));
+          return { from: process.pid };
+        };
+        const values = await Promise.all(Array.from({ length: 50 }, () => r.cacheService.getOrSet('cache:gos:x', loader, 60)));
+        console.log(JSON.stringify({ pids: [...new Set(values.map((v) => v.from))] }));
+      })();`
+    const both = [runNode(child), runNode(child)]
+    await new Promise((r) => setTimeout(r, 400)) // both processes up and polling
+    await inspector.set('cache:gos:go', '1')
+    const [a, b] = await Promise.all(both)
+    expect(await inspector.get('cache:gos:loads')).toBe('1')
+    const pids = [...JSON.parse(a.stdout).pids, ...JSON.parse(b.stdout).pids]
+    expect(new Set(pids).size).toBe(1) // everyone got the one loaded value
+    expect(await inspector.exists('lock:get-or-set:cache:gos:x')).toBe(0) // the lock was released
   })
 
   test('the loader runs in the caller\'s AsyncLocalStorage context', async () => {

@@ -1,7 +1,9 @@
 'use strict'
 // Raw GET and SET through getRedisClient() side by side with ioredis (plain
 // and auto-pipelined), on one private redis-server, in one run.
-//   node bench/run.js [--seconds 3] [--repeat 3] [--concurrency 1,16,128,1024] [--ops get,set]
+//   node bench/run.js [--suite raw|cache] [--seconds 3] [--repeat 3] [--concurrency 1,16,128,1024] [--ops …]
+// raw: GET/SET through getRedisClient(); cache: cacheService get/set/getOrSet of a ~1 KB
+// profile against the same cache written on ioredis.
 // Every cell is the median of --repeat interleaved runs, each in a fresh process.
 // Prints a Markdown table and writes bench/results/raw.json.
 const fs = require('node:fs')
@@ -27,7 +29,9 @@ function median(runs) {
 async function main() {
   const seconds = Number(option('seconds', '3'))
   const levels = option('concurrency', '1,16,128,1024').split(',').map(Number)
-  const ops = option('ops', 'get,set').split(',')
+  const suite = option('suite', 'raw')
+  const worker = suite === 'cache' ? 'cache-worker.js' : 'client-worker.js'
+  const ops = option('ops', suite === 'cache' ? 'get,set,getOrSet' : 'get,set').split(',')
   const repeat = Number(option('repeat', '3'))
   const clients = ['addon', 'ioredis', 'ioredis-auto']
   const server = await startRedisServer()
@@ -40,7 +44,7 @@ async function main() {
         const samples = new Map(clients.map((client) => [client, []]))
         for (let i = 0; i < repeat; i++) {
           for (const client of clients) {
-            const r = await runChild('client-worker.js', [client, op, c, seconds, server.url])
+            const r = await runChild(worker, [client, op, c, seconds, server.url])
             samples.get(client).push(r)
             process.stderr.write(`${op} C=${c} ${client} #${i + 1}: ${Math.round(r.opsPerSec)} ops/s p50 ${r.p50Us.toFixed(0)} µs\n`)
           }
@@ -62,7 +66,7 @@ async function main() {
     const auto = find('ioredis-auto', r.op, r.concurrency)
     const ratio = (a, b) => (b ? `${f(a, 2)}×` : '')
     lines.push(
-      `| ${r.op.toUpperCase()} | ${r.concurrency} | ${r.client} | ${f(r.opsPerSec)} | ${f(r.p50Us)} | ${f(r.p99Us)} | ${f(r.cpuUsPerOp, 2)} | ` +
+      `| ${r.op} | ${r.concurrency} | ${r.client} | ${f(r.opsPerSec)} | ${f(r.p50Us)} | ${f(r.p99Us)} | ${f(r.cpuUsPerOp, 2)} | ` +
         (r.client === 'addon'
           ? `${ratio(r.opsPerSec / plain.opsPerSec, plain)} | ${ratio(r.opsPerSec / auto.opsPerSec, auto)} | ` +
             `${ratio(r.cpuUsPerOp / plain.cpuUsPerOp, plain)} | ${ratio(r.cpuUsPerOp / auto.cpuUsPerOp, auto)} |`
@@ -73,8 +77,8 @@ async function main() {
   console.log(table)
   const dir = path.join(__dirname, 'results')
   fs.mkdirSync(dir, { recursive: true })
-  fs.writeFileSync(path.join(dir, 'raw.json'), JSON.stringify({ date: new Date().toISOString(), seconds, rows }, null, 2))
-  fs.writeFileSync(path.join(dir, 'raw.md'), table + '\n')
+  fs.writeFileSync(path.join(dir, `${suite}.json`), JSON.stringify({ date: new Date().toISOString(), seconds, rows }, null, 2))
+  fs.writeFileSync(path.join(dir, `${suite}.md`), table + '\n')
 }
 
 main().catch((error) => {

@@ -6,6 +6,7 @@
 
 const { runtime, native, Op } = require('./runtime.js')
 const { RedisKeys } = require('./keys.js')
+const { randomBytes } = require('node:crypto')
 const { getRedisClient } = require('./client.js')
 
 const { request } = runtime
@@ -13,6 +14,68 @@ const { request } = runtime
 const stats = { hits: 0, misses: 0, sets: 0, deletes: 0, errors: 0 }
 /** getOrSet loads under way in this process, by key. */
 const inFlightLoads = new Map()
+/** How long a getOrSet load may hold its lock in Redis, and how long others wait for it. */
+const LOAD_LOCK_MS = 10000
+const LOAD_WAIT_MS = 3000
+const LOAD_POLL_MS = 20
+const RELEASE_LOCK = native.scriptSource('releaseLock')
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/**
+ * Loads a missing key once across processes: whoever takes a short lock in
+ * Redis runs the loader; the others poll the cache for its value within a
+ * bounded wait, and when the wait runs out (or Redis fails) they call the
+ * loader themselves rather than fail.
+ */
+async function loadOnce(key, loader, ttlSeconds) {
+  const lockKey = `lock:get-or-set:${key}`
+  const token = randomBytes(16).toString('hex')
+  const deadline = Date.now() + LOAD_WAIT_MS
+  for (;;) {
+    let locked = false
+    try {
+      locked = (await request(Op.CALL, 'SET', [lockKey, token, 'NX', 'PX', LOAD_LOCK_MS])) === 'OK'
+    } catch {
+      stats.errors++
+      break // Redis is unwell: load without the lock
+    }
+    if (locked) {
+      try {
+        // Another process may have filled the key between our miss and our lock.
+        const cached = await cacheService.get(key)
+        if (cached !== null) return cached
+        return await loadAndStore(key, loader, ttlSeconds)
+      } finally {
+        await request(Op.CALL, 'EVAL', [RELEASE_LOCK, 1, lockKey, token]).catch(() => {
+          stats.errors++
+        })
+      }
+    }
+    // Someone else loads: wait for the value (or for the lock to go).
+    while (Date.now() < deadline) {
+      await sleep(LOAD_POLL_MS)
+      const text = await request(Op.CALL, 'GET', [key]).catch(() => null)
+      if (text !== null) {
+        try {
+          return JSON.parse(text) // not counted: the caller's miss is already
+        } catch {
+          // not JSON: fall through to loading
+        }
+      }
+      const held = await request(Op.CALL, 'EXISTS', [lockKey]).catch(() => 0)
+      if (held === 0) break // the holder failed or finished without a value: try the lock again
+    }
+    if (Date.now() >= deadline) break
+  }
+  return loadAndStore(key, loader, ttlSeconds)
+}
+
+async function loadAndStore(key, loader, ttlSeconds) {
+  const value = await loader()
+  if (value !== undefined && value !== null) await cacheService.set(key, value, ttlSeconds)
+  return value
+}
 
 function checkKey(key, what = 'key') {
   if (typeof key !== 'string' || key.length === 0) {
@@ -215,9 +278,10 @@ const cacheService = {
    * Cache-aside with single flight: the cached value of `key`, or else the
    * value of `loader()` (called from JS, so AsyncLocalStorage context is kept),
    * cached with `ttlSeconds` or the prefix's default. Concurrent callers for one
-   * missing key in this process run `loader` once and share its value; when it
-   * throws, every waiter gets the error and nothing is cached. A loader result
-   * of null or undefined is returned but not cached.
+   * missing key in this process share one load, and processes share one load
+   * through a short lock in Redis (waiting at most 3 s, then loading
+   * themselves); when the loader throws, its waiters get the error and nothing
+   * is cached. A loader result of null or undefined is returned but not cached.
    */
   async getOrSet(key, loader, ttlSeconds) {
     checkKey(key)
@@ -229,9 +293,7 @@ const cacheService = {
     if (flight === undefined) {
       flight = (async () => {
         try {
-          const value = await loader()
-          if (value !== undefined && value !== null) await cacheService.set(key, value, ttlSeconds)
-          return value
+          return await loadOnce(key, loader, ttlSeconds)
         } finally {
           inFlightLoads.delete(key)
         }

@@ -13,6 +13,7 @@ mod errors;
 mod events;
 mod keys;
 mod resp;
+mod scripts;
 
 use napi_derive::napi;
 
