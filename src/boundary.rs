@@ -369,33 +369,21 @@ impl Channel {
         Op::Scan => ReplyMode::Scan,
         _ => ReplyMode::Strings,
       };
-      if fast && op != Op::Scan && prefix.is_empty() {
+      let encoded = if fast && op != Op::Scan && prefix.is_empty() {
         // The common case: encode straight into the wire buffer, no allocation.
-        match plain_command_name(args) {
-          Ok(name) => {
-            resp::write_array_header(wire, args.ranges.len());
-            for range in &args.ranges {
-              resp::write_bulk(wire, &[&args.bytes[range.clone()]]);
-            }
-            pending.push(Pending {
-              channel: Arc::clone(&self.inner),
-              id,
-              mode,
-              name,
-              deadline,
-              timed_out: false,
-            });
+        plain_command_name(args).map(|name| {
+          resp::write_array_header(wire, args.ranges.len());
+          for range in &args.ranges {
+            resp::write_bulk(wire, &[&args.bytes[range.clone()]]);
           }
-          Err(failure) => staged.failure(&self.inner, id, &failure),
-        }
-        continue;
-      }
-      let command = match op {
-        Op::Scan => scan_command(args, &prefix),
-        _ => prefixed_command(args, &prefix),
-      };
-      match command {
-        Ok(parts) => {
+          name
+        })
+      } else {
+        let command = match op {
+          Op::Scan => scan_command(args, &prefix),
+          _ => prefixed_command(args, &prefix),
+        };
+        command.map(|parts| {
           let name = CommandName::new(parts.first().map(|p| p.1).unwrap_or(b""));
           if fast {
             resp::write_array_header(wire, parts.len());
@@ -412,15 +400,18 @@ impl Channel {
               }
             }
           }
-          pending.push(Pending {
-            channel: Arc::clone(&self.inner),
-            id,
-            mode,
-            name,
-            deadline,
-            timed_out: false,
-          });
-        }
+          name
+        })
+      };
+      match encoded {
+        Ok(name) => pending.push(Pending {
+          channel: Arc::clone(&self.inner),
+          id,
+          mode,
+          name,
+          deadline,
+          timed_out: false,
+        }),
         Err(failure) => staged.failure(&self.inner, id, &failure),
       }
       if mode == ReplyMode::Scan && !prefix.is_empty() {
