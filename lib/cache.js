@@ -55,7 +55,11 @@ async function loadOnce(key, loader, ttlSeconds) {
     // Someone else loads: wait for the value (or for the lock to go).
     while (Date.now() < deadline) {
       await sleep(LOAD_POLL_MS)
-      const text = await request(Op.CALL, 'GET', [key]).catch(() => null)
+      // Both in the same tick: one batch, one round trip.
+      const [text, held] = await Promise.all([
+        request(Op.CALL, 'GET', [key]).catch(() => null),
+        request(Op.CALL, 'EXISTS', [lockKey]).catch(() => 0),
+      ])
       if (text !== null) {
         try {
           return JSON.parse(text) // not counted: the caller's miss is already
@@ -63,7 +67,6 @@ async function loadOnce(key, loader, ttlSeconds) {
           // not JSON: fall through to loading
         }
       }
-      const held = await request(Op.CALL, 'EXISTS', [lockKey]).catch(() => 0)
       if (held === 0) break // the holder failed or finished without a value: try the lock again
     }
     if (Date.now() >= deadline) break

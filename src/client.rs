@@ -15,7 +15,7 @@ use once_cell::sync::Lazy;
 use redis::aio::MultiplexedConnection;
 use tokio::sync::watch;
 
-use crate::config::{ClientConfig, RedisOptions};
+use crate::config::{password_of, ClientConfig, RedisOptions};
 use crate::connection::{FastConn, Handshake};
 use crate::errors::{register_secret, Failure, FailureKind};
 use crate::events::{emit, RedisEvent};
@@ -413,15 +413,6 @@ pub fn random_u64() -> u64 {
   z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
   z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
   z ^ (z >> 31)
-}
-
-/// The password in a `redis://user:password@host` URL, if any.
-fn password_of(url: &str) -> Option<String> {
-  let rest = url.split_once("://")?.1;
-  let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-  let userinfo = &authority[..authority.rfind('@')?];
-  let password = userinfo.split_once(':').map(|(_, p)| p).unwrap_or(userinfo);
-  (!password.is_empty()).then(|| password.to_string())
 }
 
 /// The one client of this process and the options the next one is made from.

@@ -86,6 +86,7 @@ impl ClientConfig {
         redact(&url)
       )));
     }
+    connection_info(&url)?;
     let cluster = match options.cluster {
       Some(c) => c,
       None => env_nonempty("REDIS_CLUSTER").is_some_and(|v| v == "true" || v == "1"),
@@ -140,72 +141,33 @@ pub struct BullMqTls {
   pub reject_unauthorized: bool,
 }
 
-fn percent_decode(s: &str) -> String {
-  let bytes = s.as_bytes();
-  let mut out = Vec::with_capacity(bytes.len());
-  let mut i = 0;
-  while i < bytes.len() {
-    if bytes[i] == b'%' && i + 2 < bytes.len() {
-      let hex = |b: u8| (b as char).to_digit(16);
-      if let (Some(hi), Some(lo)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-        out.push((hi * 16 + lo) as u8);
-        i += 3;
-        continue;
-      }
-    }
-    out.push(bytes[i]);
-    i += 1;
-  }
-  String::from_utf8_lossy(&out).into_owned()
+/// The URL as redis-rs parses it (the parser the connection itself uses).
+pub fn connection_info(url: &str) -> napi::Result<redis::ConnectionInfo> {
+  redis::IntoConnectionInfo::into_connection_info(url)
+    .map_err(|e| type_error(format!("invalid Redis URL {}: {e}", redact(url))))
+}
+
+/// The password in a Redis URL, if it has one.
+pub fn password_of(url: &str) -> Option<String> {
+  let info = connection_info(url).ok()?;
+  info
+    .redis_settings()
+    .password()
+    .filter(|p| !p.is_empty())
+    .map(str::to_string)
 }
 
 impl ClientConfig {
   /// Parses the URL into BullMQ's connection options.
   pub fn bullmq_connection(&self) -> napi::Result<BullMqConnection> {
-    let rest = self.url.split_once("://").map(|(_, r)| r).unwrap_or("");
-    let (authority, path) = match rest.find(['/', '?', '#']) {
-      Some(i) => (&rest[..i], &rest[i..]),
-      None => (rest, ""),
-    };
-    let (userinfo, hostport) = match authority.rfind('@') {
-      Some(i) => (Some(&authority[..i]), &authority[i + 1..]),
-      None => (None, authority),
-    };
-    let (username, password) = match userinfo {
-      None => (None, None),
-      Some(ui) => match ui.split_once(':') {
-        Some((u, p)) => (
-          Some(percent_decode(u)).filter(|u| !u.is_empty()),
-          Some(percent_decode(p)),
-        ),
-        None => (Some(percent_decode(ui)).filter(|u| !u.is_empty()), None),
-      },
-    };
-    let (host, port) = if let Some(stripped) = hostport.strip_prefix('[') {
-      let end = stripped.find(']').unwrap_or(stripped.len());
-      let host = &stripped[..end];
-      let port = stripped[end..].strip_prefix("]:").unwrap_or("");
-      (host.to_string(), port)
-    } else {
-      match hostport.rsplit_once(':') {
-        Some((h, p)) => (h.to_string(), p),
-        None => (hostport.to_string(), ""),
+    let info = connection_info(&self.url)?;
+    let (host, port) = match info.addr() {
+      redis::ConnectionAddr::Tcp(host, port) | redis::ConnectionAddr::TcpTls { host, port, .. } => {
+        (host.clone(), *port)
       }
+      _ => return Err(type_error("BullMQ needs a TCP Redis URL")),
     };
-    let port: u32 = if port.is_empty() {
-      6379
-    } else {
-      port
-        .parse()
-        .map_err(|_| type_error(format!("invalid port in {}", redact(&self.url))))?
-    };
-    let db_part = path.strip_prefix('/').unwrap_or("");
-    let db_part = db_part.split(['?', '#']).next().unwrap_or("");
-    let db: u32 = if db_part.is_empty() {
-      0
-    } else {
-      db_part.parse().unwrap_or(0)
-    };
+    let settings = info.redis_settings();
     let tls = if self.is_tls() {
       let ca = match &self.tls_ca_file {
         Some(f) => {
@@ -221,11 +183,11 @@ impl ClientConfig {
       None
     };
     Ok(BullMqConnection {
-      host: if host.is_empty() { "127.0.0.1".into() } else { host },
-      port,
-      username,
-      password,
-      db,
+      host,
+      port: port as u32,
+      username: settings.username().filter(|u| !u.is_empty()).map(str::to_string),
+      password: settings.password().filter(|p| !p.is_empty()).map(str::to_string),
+      db: settings.db().max(0) as u32,
       tls,
     })
   }

@@ -114,11 +114,9 @@ impl Failure {
       _ => FailureKind::Connection,
     };
     let text = err.to_string();
-    let text = if kind == FailureKind::Auth || text.contains("WRONGPASS") || text.contains("NOAUTH") {
-      return Self::new(FailureKind::Auth, format!("Redis authentication failed: {}", text));
-    } else {
-      text
-    };
+    if kind == FailureKind::Auth || text.contains("WRONGPASS") || text.contains("NOAUTH") {
+      return Self::new(FailureKind::Auth, format!("Redis authentication failed: {text}"));
+    }
     Self::new(kind, text)
   }
 }
