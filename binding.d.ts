@@ -75,6 +75,21 @@ export interface BullMqTls {
   rejectUnauthorized: boolean
 }
 
+/** This process's command figures since it started (or since `resetCommandMetrics`). */
+export interface CommandFigures {
+  /** Commands that finished: answered, failed or timed out. */
+  commands: number
+  /** Of those, error replies, timeouts and commands lost with their connection. */
+  errors: number
+  /** Median latency in milliseconds (upper edge of its histogram bucket, within 12.5 %). */
+  p50Ms: number
+  /** 99th-percentile latency in milliseconds (same resolution). */
+  p99Ms: number
+}
+
+/** This process's command counts and latency quantiles, from the histogram kept in Rust. */
+export declare function commandMetrics(): CommandFigures
+
 /** Stores options for the client; refused once a client with other options is open. */
 export declare function configure(options: RedisOptions): void
 
@@ -98,6 +113,9 @@ export interface ConnectionStatus {
  */
 export declare function defaultTtl(key: string): number
 
+/** The key of a lock's fencing counter (same hash slot as the lock, with `keyPrefix` in force). */
+export declare function fencingKey(key: string): string
+
 /** One builder as JS sees it, to build `RedisKeys` and `RedisTTL`. */
 export interface KeyBuilderInfo {
   family: string
@@ -116,7 +134,6 @@ export declare function keyPrefix(): string
 /** The key scheme, for the JS layer to build `RedisKeys` and `RedisTTL` from. */
 export declare function keyScheme(): Array<KeyBuilderInfo>
 
-/** The commands whose key positions are known (`client.get(…)`, `pipeline.set(…)`, …). */
 export declare function knownCommands(): Array<string>
 
 /** Default TTL per prefix (`[prefix, seconds | null]`), for `RedisTTL.<family>.default`. */
@@ -147,7 +164,13 @@ export interface RedisOptions {
   tls?: TlsOptions
 }
 
-/** The source of a script by name (`releaseLock`), for the JS layer to run with EVAL. */
+/** Sets the command figures back to zero. */
+export declare function resetCommandMetrics(): void
+
+/** The SHA1 of a script's source, as EVALSHA wants it. */
+export declare function scriptSha(name: string): string
+
+/** The source of a script by name (`releaseLock`, `acquireLock`, `extendLock`, `slidingWindow`). */
 export declare function scriptSource(name: string): string
 
 /** TLS settings for `rediss://` URLs. */

@@ -511,6 +511,253 @@ export interface CacheService {
 /** The JSON cache of the seed's `cache.service.ts`. */
 export declare const cacheService: CacheService
 
+// ── rateLimiter ──────────────────────────────────────────────────────────────
+
+/** A limit: at most `limit` requests in any `windowSeconds`. */
+export interface RateLimitRule {
+  limit: number
+  windowSeconds: number
+}
+
+/** The seed's actions and their limits (mutable at start-up). */
+export declare const RateLimitConfig: {
+  /** 100 requests a minute. */
+  api: RateLimitRule
+  /** 20 uploads an hour. */
+  upload: RateLimitRule
+  /** 30 messages a minute. */
+  message: RateLimitRule
+  /** 5 attempts in 15 minutes; fails over to an in-process window (`'local'`). */
+  login: RateLimitRule
+  /** 5 exports an hour. */
+  export: RateLimitRule
+}
+
+/** The answer of the limiter. */
+export interface RateLimitResult {
+  allowed: boolean
+  limit: number
+  /** Requests left in the window after this one. */
+  remaining: number
+  /** When the oldest counted request leaves the window (on the Redis server's clock). */
+  resetAt: Date
+  /** 0 when allowed; else milliseconds until a request would be allowed. */
+  retryAfterMs: number
+  /** True when Redis could not answer and the action's failure policy did. */
+  degraded: boolean
+  /** The action (the policy name in the RateLimit headers). */
+  action: string
+  /** The window the decision used. */
+  windowSeconds: number
+}
+
+/** What an action does while Redis cannot answer. */
+export type RateLimitFailurePolicy = 'open' | 'closed' | 'local'
+
+/** An exact sliding window on the Redis server's clock, one atomic script per decision. */
+export interface RateLimiter {
+  /**
+   * Counts one request of `identifier` for `action` when the window has room.
+   * `limit`/`windowSeconds` default to `RateLimitConfig[action]` (required for other actions).
+   * Never rejects for a Redis failure: the failure policy answers, with `degraded: true`.
+   */
+  checkLimit(identifier: string | number, action: string, limit?: number, windowSeconds?: number): Promise<RateLimitResult>
+  /** What checkLimit would answer, without counting a request. */
+  getStatus(identifier: string | number, action: string, limit?: number, windowSeconds?: number): Promise<RateLimitResult>
+  /** Clears the window; resolves whether there was one in Redis. */
+  reset(identifier: string | number, action: string): Promise<boolean>
+  /** `'open'` (default: allow), `'closed'` (deny) or `'local'` (an in-process window; `login`'s default). */
+  setFailurePolicy(action: string, policy: RateLimitFailurePolicy): void
+  /** The failure policy in force for `action`. */
+  getFailurePolicy(action: string): RateLimitFailurePolicy
+}
+
+/** The sliding-window rate limiter of the seed's `rate-limiter.ts`. */
+export declare const rateLimiter: RateLimiter
+
+/** The IETF `RateLimit-Policy` and `RateLimit` fields for a result, and `Retry-After` (seconds) on a denial. */
+export declare function rateLimitHeaders(result: RateLimitResult): Record<string, string>
+
+// ── Locks ────────────────────────────────────────────────────────────────────
+
+/** A held lock. With `await using`, it is released at the end of the block. */
+export declare class Lock {
+  /** The lock's key (without keyPrefix). */
+  readonly key: string
+  /** 128 random bits (hex) that prove the lock is ours. */
+  readonly token: string
+  /** Grows with every acquisition of this key, across processes: pass it to stores that must refuse stale holders. */
+  readonly fencingToken: number
+  /** When the lease ends unless extended. */
+  expiresAt: Date
+  [Symbol.asyncDispose](): Promise<boolean>
+}
+
+export interface AcquireLockOptions {
+  /** More attempts after the first (default 0). */
+  retries?: number
+  /** About this long between attempts, with ±50 % jitter (default 100). */
+  retryDelayMs?: number
+}
+
+export interface WithLockOptions {
+  /** How long to wait for the lock before rejecting with LockNotAcquiredError (default 0: one attempt). */
+  waitMs?: number
+  /** About this long between attempts while waiting, with jitter (default 50). */
+  retryDelayMs?: number
+}
+
+/** What `withLock` hands to `fn`. */
+export interface LockContext {
+  /** Aborts (with a LockLostError) if the lock is lost while `fn` runs. */
+  signal: AbortSignal
+  /** The acquisition's fencing token. */
+  fencingToken: number
+}
+
+/** Takes the lock for `ttlSeconds` (default 300); null when it is held by someone else. */
+export declare function acquireLock(key: string, ttlSeconds?: number, options?: AcquireLockOptions): Promise<Lock | null>
+/** Releases the lock if it is still ours (compare-and-delete); false when it was not. */
+export declare function releaseLock(lock: Lock): Promise<boolean>
+/** Renews the lease to `ttlSeconds` from now if it is still ours (compare-and-expire); false when it was not. */
+export declare function extendLock(lock: Lock, ttlSeconds: number): Promise<boolean>
+/**
+ * Runs `fn` holding the lock and releases it whether `fn` resolves or throws.
+ * The lease is renewed while `fn` runs; if it is lost anyway, `signal` aborts and
+ * withLock rejects with a LockLostError. Rejects with LockNotAcquiredError when the
+ * lock cannot be had within `options.waitMs`.
+ */
+export declare function withLock<T>(
+  key: string,
+  fn: (context: LockContext) => T | Promise<T>,
+  ttlSeconds?: number,
+  options?: WithLockOptions,
+): Promise<T>
+
+/** The lock is held by someone else (code `ELOCKED`). */
+export declare class LockNotAcquiredError extends RedisError {
+  readonly key: string
+}
+/** A lock that was ours was lost while held (code `ELOCKLOST`). `result` holds what `fn` returned, if it did. */
+export declare class LockLostError extends RedisError {
+  readonly key: string
+  result?: unknown
+}
+
+// ── Monitoring ───────────────────────────────────────────────────────────────
+
+/** The answer of a health probe. */
+export interface RedisHealth {
+  healthy: boolean
+  /** Round trip of the PING in milliseconds. */
+  latencyMs: number
+  /** The connection state (`getConnectionStatus().state`). */
+  status: ConnectionState
+  /** Why it is unhealthy (no password in it). */
+  error?: string
+}
+
+/** An alert computed from the seed's thresholds. */
+export interface RedisAlert {
+  name: 'lowCacheHitRate' | 'lowServerHitRate' | 'highMemory' | 'highLatency' | 'highErrorRate' | 'connectedClientsGrowing'
+  severity: 'warning'
+  message: string
+  value: number
+  threshold: number | null
+}
+
+/** Keys per prefix of the conventions, from SCAN. */
+export interface KeyDistribution {
+  cache: number
+  session: number
+  jobs: number
+  ratelimit: number
+  idempotency: number
+  lock: number
+  counter: number
+  flag: number
+  /** Keys of no known prefix. */
+  other: number
+  /** All keys (the database size when the scan was capped). */
+  total: number
+  /** Keys the scan looked at. */
+  scanned: number
+  /** True when every key was looked at; false when the counts are scaled up from a capped scan. */
+  exact: boolean
+}
+
+/** What getRedisMetrics resolves. Rates are fractions from 0 to 1; percentages are named …Percent. */
+export interface RedisMetrics {
+  timestamp: string
+  memory: {
+    usedBytes: number
+    usedHuman: string
+    peakBytes: number
+    fragmentationRatio: number
+    /** 0 means no limit. */
+    maxmemoryBytes: number
+    /** Of maxmemory, or of the machine's memory when there is no maxmemory. */
+    usagePercent: number | null
+    usageOf: 'maxmemory' | 'system' | null
+    evictionPolicy: string
+  }
+  stats: {
+    opsPerSec: number
+    /** Server keyspace hits / (hits + misses). */
+    hitRate: number
+    keyspaceHits: number
+    keyspaceMisses: number
+    evictedKeys: number
+    expiredKeys: number
+    totalCommandsProcessed: number
+    totalConnectionsReceived: number
+  }
+  clients: { connected: number; blocked: number; growing: boolean }
+  server: { version: string; uptimeSeconds: number; mode: string }
+  keyspace: Record<string, { keys: number; expires: number; avgTtlMs: number }>
+  totalKeys: number
+  keyDistribution: KeyDistribution
+  /** cacheService.getStats() of this process. */
+  cache: CacheStats
+  /** This process's commands, from the histogram kept in Rust. */
+  client: {
+    commands: number
+    errors: number
+    errorRate: number
+    latencyP50Ms: number
+    latencyP99Ms: number
+    reconnects: number
+    state: ConnectionState
+  }
+  alerts: RedisAlert[]
+}
+
+/** PINGs Redis. Never throws; answers within `timeoutMs` (default 1000). */
+export declare function checkRedisHealth(options?: { timeoutMs?: number }): Promise<RedisHealth>
+/** Server and process metrics with alerts. Rejects when Redis cannot be reached. */
+export declare function getRedisMetrics(): Promise<RedisMetrics>
+/** The metrics in the Prometheus text exposition format. */
+export declare function metricsToPrometheus(metrics: RedisMetrics): string
+/** Sets this process's command figures (commands, errors, latency histogram) back to zero. */
+export declare function resetCommandMetrics(): void
+/** The seed's alert thresholds. */
+export declare const ALERT_THRESHOLDS: {
+  readonly minHitRate: number
+  readonly maxMemoryPercent: number
+  readonly maxP99Ms: number
+  readonly maxErrorRate: number
+}
+/** `GET /api/health/redis`: 200 when healthy, 503 when not (JSON body). Use as `export const GET = redisHealthHandler`. */
+export declare function redisHealthHandler(request?: Request): Promise<Response>
+/**
+ * A `GET` handler for `/api/admin/redis/metrics`: 401 without credentials (no
+ * Authorization or Cookie header), 403 when `authorize` says no, JSON by default,
+ * `?format=prometheus` for the Prometheus text format.
+ */
+export declare function createRedisMetricsHandler(options: {
+  authorize: (request: Request) => boolean | Promise<boolean>
+}): (request: Request) => Promise<Response>
+
 // ── Errors ───────────────────────────────────────────────────────────────────
 
 /** Base class of every error a command rejects with (bad input rejects with `TypeError`). */

@@ -7,6 +7,9 @@ const client = require('./lib/client.js')
 const keys = require('./lib/keys.js')
 const runtime = require('./lib/runtime.js')
 const { cacheService } = require('./lib/cache.js')
+const limiter = require('./lib/rate-limit.js')
+const locks = require('./lib/lock.js')
+const monitor = require('./lib/monitor.js')
 
 module.exports = {
   configureRedis: client.configureRedis,
@@ -18,6 +21,22 @@ module.exports = {
   RedisKeys: keys.RedisKeys,
   RedisTTL: keys.RedisTTL,
   cacheService,
+  rateLimiter: limiter.rateLimiter,
+  RateLimitConfig: limiter.RateLimitConfig,
+  rateLimitHeaders: limiter.rateLimitHeaders,
+  acquireLock: locks.acquireLock,
+  releaseLock: locks.releaseLock,
+  extendLock: locks.extendLock,
+  withLock: locks.withLock,
+  LockNotAcquiredError: locks.LockNotAcquiredError,
+  LockLostError: locks.LockLostError,
+  checkRedisHealth: monitor.checkRedisHealth,
+  getRedisMetrics: monitor.getRedisMetrics,
+  redisHealthHandler: monitor.redisHealthHandler,
+  createRedisMetricsHandler: monitor.createRedisMetricsHandler,
+  metricsToPrometheus: monitor.toPrometheus,
+  ALERT_THRESHOLDS: monitor.ALERT_THRESHOLDS,
+  resetCommandMetrics: monitor.resetCommandMetrics,
   RedisError: runtime.RedisError,
   ReplyError: runtime.ReplyError,
   RedisTimeoutError: runtime.RedisTimeoutError,

@@ -9,7 +9,48 @@
 const fs = require('node:fs')
 const path = require('node:path')
 const { startRedisServer } = require('../__test__/support/redis-server.js')
+const { execFileSync } = require('node:child_process')
+const Redis = require('ioredis')
 const { runChild } = require('./lib.js')
+
+/** Each suite: its worker and default ops. */
+const SUITES = {
+  raw: { worker: 'client-worker.js', ops: 'get,set' },
+  cache: { worker: 'cache-worker.js', ops: 'get,set,getOrSet' },
+  limit: { worker: 'limit-worker.js', ops: 'checkLimit' },
+  lock: { worker: 'lock-worker.js', ops: 'withLock' },
+}
+
+/** Server time per script call (µs) since the last CONFIG RESETSTAT, from INFO commandstats. */
+async function serverUsPerScript(admin) {
+  const info = await admin.info('commandstats')
+  let calls = 0
+  let usec = 0
+  for (const m of info.matchAll(/cmdstat_(evalsha|eval):calls=(\d+),usec=(\d+)/g)) {
+    calls += Number(m[2])
+    usec += Number(m[3])
+  }
+  return calls > 0 ? usec / calls : 0
+}
+
+/**
+ * The server's own ceiling for the sliding-window script: redis-benchmark with
+ * a deep pipeline over 10,000 identifiers (no Node client in the way).
+ */
+function serverCeiling(url, seconds) {
+  const { port } = new URL(url)
+  const lua = require('node:fs').readFileSync(path.join(__dirname, '..', 'src', 'scripts', 'sliding_window.lua'), 'utf8')
+  const sha = execFileSync('redis-cli', ['-p', port, 'SCRIPT', 'LOAD', lua], { encoding: 'utf8' }).trim()
+  const requests = String(Math.round(200000 * seconds))
+  const out = execFileSync(
+    'redis-benchmark',
+    ['-p', port, '-q', '-n', requests, '-c', '16', '-P', '64', '-r', '10000',
+     'EVALSHA', sha, '1', 'ratelimit:api:ceiling:__rand_int__', '100', '60000', '1'],
+    { encoding: 'utf8' },
+  )
+  const m = /([\d.]+) requests per second/.exec(out)
+  return m ? Number(m[1]) : 0
+}
 
 function option(name, fallback) {
   const i = process.argv.indexOf(`--${name}`)
@@ -19,7 +60,7 @@ function option(name, fallback) {
 /** The median of each numeric figure of several runs of one cell. */
 function median(runs) {
   const out = { ...runs[0], runs: runs.length }
-  for (const key of ['opsPerSec', 'p50Us', 'p99Us', 'cpuUsPerOp']) {
+  for (const key of ['opsPerSec', 'p50Us', 'p99Us', 'cpuUsPerOp', 'serverUsPerOp']) {
     const sorted = runs.map((r) => r[key]).sort((a, b) => a - b)
     out[key] = sorted[Math.floor(sorted.length / 2)]
   }
@@ -30,13 +71,20 @@ async function main() {
   const seconds = Number(option('seconds', '3'))
   const levels = option('concurrency', '1,16,128,1024').split(',').map(Number)
   const suite = option('suite', 'raw')
-  const worker = suite === 'cache' ? 'cache-worker.js' : 'client-worker.js'
-  const ops = option('ops', suite === 'cache' ? 'get,set,getOrSet' : 'get,set').split(',')
+  if (!SUITES[suite]) throw new Error(`unknown suite ${suite}: ${Object.keys(SUITES).join(', ')}`)
+  const { worker } = SUITES[suite]
+  const ops = option('ops', SUITES[suite].ops).split(',')
   const repeat = Number(option('repeat', '3'))
   const clients = ['addon', 'ioredis', 'ioredis-auto']
   const server = await startRedisServer()
   const rows = []
+  const admin = new Redis(server.url)
+  let ceiling = 0
   try {
+    if (suite === 'limit') {
+      ceiling = serverCeiling(server.url, seconds)
+      process.stderr.write(`server ceiling (redis-benchmark, -P 64): ${Math.round(ceiling)} scripts/s\n`)
+    }
     for (const op of ops) {
       for (const c of levels) {
         // Interleave the clients and repeat, then keep the median of each figure:
@@ -44,7 +92,9 @@ async function main() {
         const samples = new Map(clients.map((client) => [client, []]))
         for (let i = 0; i < repeat; i++) {
           for (const client of clients) {
+            await admin.config('RESETSTAT')
             const r = await runChild(worker, [client, op, c, seconds, server.url])
+            r.serverUsPerOp = await serverUsPerScript(admin)
             samples.get(client).push(r)
             process.stderr.write(`${op} C=${c} ${client} #${i + 1}: ${Math.round(r.opsPerSec)} ops/s p50 ${r.p50Us.toFixed(0)} µs\n`)
           }
@@ -53,6 +103,7 @@ async function main() {
       }
     }
   } finally {
+    admin.disconnect()
     await server.stop()
   }
   const find = (client, op, c) => rows.find((r) => r.client === client && r.op === op && r.concurrency === c)
@@ -72,6 +123,12 @@ async function main() {
             `${ratio(r.cpuUsPerOp / plain.cpuUsPerOp, plain)} | ${ratio(r.cpuUsPerOp / auto.cpuUsPerOp, auto)} |`
           : ' | | | |'),
     )
+  }
+  if (suite === 'limit' || suite === 'lock') {
+    lines.push('', `| in flight | client | server µs per script | ops/s | vs server ceiling ${Math.round(ceiling)}/s |`, '|---|---|---|---|---|')
+    for (const r of rows) {
+      lines.push(`| ${r.concurrency} | ${r.client} | ${f(r.serverUsPerOp, 2)} | ${f(r.opsPerSec)} | ${ceiling ? `${f((100 * r.opsPerSec) / ceiling, 1)} %` : ''} |`)
+    }
   }
   const table = lines.join('\n')
   console.log(table)

@@ -137,16 +137,45 @@ function createRuntime() {
     else reject(failure(kind, value))
   }
 
+  // Replies are handed out in slices: after each slice the JS thread lets the
+  // requests its callers made in reaction go out (microtasks, then the
+  // nextTick flush) before it hands out the next slice (setImmediate, same
+  // loop turn). The server then works on new requests while this thread is
+  // still busy with older replies, instead of the two taking turns; that is
+  // what keeps a server-bound load (Lua scripts) at the server's pace.
+  /** The drained batch being handed out: { count, index, m, position, more }, or null. */
+  let cursor = null
+  let continuation = null
+  /** Rust woke us while a continuation was due: drain once more before stopping. */
+  let wokenMeanwhile = false
+
   function wake() {
+    if (continuation === null) pump()
+    else wokenMeanwhile = true
+  }
+
+  function continuePump() {
+    continuation = null
+    pump()
+  }
+
+  function pump() {
     try {
-      let more = 1
-      while (more === 1) {
-        inExtras.length = 0
-        channel.drain(inMeta, inData, inExtras)
-        const count = inMeta[0]
-        more = inMeta[1]
-        let position = 0
-        for (let i = 0, m = 2; i < count; i++, m += 3) {
+      let budget = -1
+      for (;;) {
+        if (cursor === null) {
+          wokenMeanwhile = false
+          inExtras.length = 0
+          channel.drain(inMeta, inData, inExtras)
+          cursor = { count: inMeta[0], index: 0, m: 2, position: 0, more: inMeta[1] }
+        }
+        const c = cursor
+        // A slice is a quarter of the batch (at least 8 replies).
+        if (budget < 0) budget = Math.max(8, Math.ceil(c.count / 4))
+        let { index, m, position } = c
+        const end = Math.min(c.count, index + budget)
+        budget -= end - index
+        for (; index < end; index++, m += 3) {
           const tag = inMeta[m]
           const type = inMeta[m + 1]
           const num = inMeta[m + 2]
@@ -159,8 +188,7 @@ function createRuntime() {
           else if (type === 4) {
             value = Buffer.from(inData.subarray(position, position + num))
             position += num
-          }
-          else if (type === 5) value = 'OK'
+          } else if (type === 5) value = 'OK'
           else value = inExtras[num]
           if (tag < 0) {
             dispatchEvent(value)
@@ -169,8 +197,20 @@ function createRuntime() {
             settle((tag - kind) / 8, kind, value)
           }
         }
+        c.index = index
+        c.m = m
+        c.position = position
+        if (index === c.count) {
+          cursor = null
+          if (c.more !== 1 && !wokenMeanwhile) break
+        }
+        if (budget <= 0) {
+          continuation = setImmediate(continuePump)
+          return
+        }
       }
     } catch (error) {
+      cursor = null
       process.emitWarning(`@yesgoddess/redis: draining replies failed: ${error && error.message}`)
     }
     if (pending === 0) keepAlive.unref()

@@ -32,6 +32,7 @@ use crate::connection::{CommandName, Pending};
 use crate::errors::{Failure, FailureKind};
 use crate::events::{self, RedisEvent};
 use crate::keys;
+use crate::monitor;
 use crate::resp::{self, Frame};
 
 /// What a request asks for.
@@ -612,6 +613,7 @@ async fn send_later(client: Arc<Client>, batch: Outgoing, pending: Vec<Pending>,
     Ok(Err(failure)) => return fail_pending(&client, pending, &failure),
     Err(_) => {
       let timeout = client.config.command_timeout.as_millis();
+      monitor::record_failures(pending.len(), client.config.command_timeout);
       let mut staged = Staged::default();
       for p in &pending {
         let message = format!(
@@ -660,7 +662,10 @@ async fn run_pipeline(
   match outcome {
     Ok(Ok(values)) if values.len() == count => {
       let mut staged = Staged::default();
+      let sent = deadline - client.config.command_timeout;
+      let latency = Instant::now().saturating_duration_since(sent);
       for (p, value) in pending.iter().zip(values) {
+        monitor::record(latency, matches!(value, redis::Value::ServerError(_)));
         staged.value(&p.channel, p.id, p.mode, value);
       }
       staged.deliver();
@@ -682,6 +687,7 @@ async fn run_pipeline(
     }
     Err(_) => {
       let timeout = client.config.command_timeout.as_millis();
+      monitor::record_failures(pending.len(), client.config.command_timeout);
       let mut staged = Staged::default();
       for p in &pending {
         let message = format!("Redis command {} timed out after {timeout} ms", p.name.as_str());
@@ -695,7 +701,12 @@ async fn run_pipeline(
 
 fn fail_pending(client: &Client, pending: Vec<Pending>, failure: &Failure) {
   let mut staged = Staged::default();
+  let now = Instant::now();
   for p in &pending {
+    monitor::record(
+      now.saturating_duration_since(p.deadline - client.config.command_timeout),
+      true,
+    );
     staged.failure(&p.channel, p.id, failure);
   }
   staged.deliver();

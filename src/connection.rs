@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use crate::boundary::{ChannelInner, ReplyMode, Staged};
 use crate::client::Client;
 use crate::errors::{Failure, FailureKind};
+use crate::monitor;
 use crate::resp::{self, Frame};
 
 /// A command name kept inline for the timeout message.
@@ -284,6 +285,7 @@ impl FastConn {
         ),
       );
       staged.failure(&pending.channel, pending.id, &failure);
+      monitor::record(timeout, true);
       in_flight.timed_out_at_front += 1;
       expired += 1;
     }
@@ -348,8 +350,12 @@ impl FastConn {
         ));
       }
       let mut staged = Staged::default();
+      let now = Instant::now();
+      let timeout = client.config.command_timeout;
       for (frame, pending) in frames.into_iter().zip(owners) {
         if !pending.timed_out {
+          let latency = now.saturating_duration_since(pending.deadline - timeout);
+          monitor::record(latency, matches!(frame, resp::Frame::Error(_)));
           staged.reply(&pending.channel, pending.id, pending.mode, &state.buf, frame);
           settled += 1;
         }
@@ -378,8 +384,13 @@ impl FastConn {
     let failed = {
       let mut in_flight = self.in_flight.lock().unwrap();
       let mut failed = 0;
+      let now = Instant::now();
       for pending in in_flight.queue.drain(..) {
         if !pending.timed_out {
+          monitor::record(
+            now.saturating_duration_since(pending.deadline - client.config.command_timeout),
+            true,
+          );
           staged.failure(&pending.channel, pending.id, failure);
           failed += 1;
         }

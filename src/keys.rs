@@ -749,6 +749,37 @@ const KNOWN_COMMANDS: &[&str] = &[
 ];
 
 /// The commands whose key positions are known (`client.get(…)`, `pipeline.set(…)`, …).
+/// Whether `key` has a Redis Cluster hash tag (`{…}` with something inside).
+fn has_hash_tag(key: &[u8]) -> bool {
+  match key.iter().position(|&b| b == b'{') {
+    Some(open) => match key[open + 1..].iter().position(|&b| b == b'}') {
+      Some(len) => len > 0,
+      None => false,
+    },
+    None => false,
+  }
+}
+
+/// The fencing counter's key for a lock key, in the lock's hash slot as the
+/// server sees it (after `prefix`): `key:fence` when the key already has a
+/// hash tag, else `{prefix+key}:fence` (the tag is the whole wire key).
+pub fn fencing_key_for(prefix: &[u8], key: &str) -> String {
+  let mut wire = prefix.to_vec();
+  wire.extend_from_slice(key.as_bytes());
+  if has_hash_tag(&wire) {
+    format!("{key}:fence")
+  } else {
+    format!("{{{}}}:fence", String::from_utf8_lossy(&wire))
+  }
+}
+
+/// The key of a lock's fencing counter (same hash slot as the lock, with `keyPrefix` in force).
+#[napi]
+pub fn fencing_key(key: String) -> Result<String> {
+  let prefix = crate::client::effective_config()?.key_prefix.clone();
+  Ok(fencing_key_for(&prefix, &key))
+}
+
 #[napi]
 pub fn known_commands() -> Vec<&'static str> {
   KNOWN_COMMANDS
@@ -823,6 +854,16 @@ pub fn key_positions<A: AsRef<[u8]>>(spec: KeySpec, args: &[A]) -> std::result::
 
 #[cfg(test)]
 mod tests {
+  #[test]
+  fn fencing_keys_share_the_lock_slot() {
+    use super::fencing_key_for;
+    assert_eq!(fencing_key_for(b"", "lock:payout:7"), "{lock:payout:7}:fence");
+    assert_eq!(fencing_key_for(b"app:", "lock:payout:7"), "{app:lock:payout:7}:fence");
+    assert_eq!(fencing_key_for(b"{app}:", "lock:x"), "lock:x:fence");
+    assert_eq!(fencing_key_for(b"", "lock:{run}:x"), "lock:{run}:x:fence");
+    assert_eq!(fencing_key_for(b"", "lock:{}:x"), "{lock:{}:x}:fence");
+  }
+
   use super::*;
 
   #[test]

@@ -12,6 +12,7 @@ mod connection;
 mod errors;
 mod events;
 mod keys;
+mod monitor;
 mod resp;
 mod scripts;
 

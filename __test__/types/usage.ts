@@ -12,9 +12,74 @@ import {
   cacheService,
   RedisTimeoutError,
   ReplyError,
+  rateLimiter,
+  RateLimitConfig,
+  rateLimitHeaders,
+  withLock,
+  acquireLock,
+  releaseLock,
+  extendLock,
+  LockNotAcquiredError,
+  LockLostError,
+  checkRedisHealth,
+  getRedisMetrics,
+  redisHealthHandler,
+  createRedisMetricsHandler,
+  metricsToPrometheus,
   type ConnectionStatus,
   type RedisEvent,
+  type RateLimitResult,
+  type Lock,
 } from '@yesgoddess/redis'
+
+// The seed's example 2, in a route handler.
+export async function rateLimitedRoute(userId: string): Promise<Response> {
+  const result: RateLimitResult = await rateLimiter.checkLimit(userId, 'api', RateLimitConfig.api.limit)
+  if (!result.allowed) {
+    return Response.json({ error: 'Rate limit exceeded', resetAt: result.resetAt }, { status: 429, headers: rateLimitHeaders(result) })
+  }
+  rateLimiter.setFailurePolicy('export', 'closed')
+  return Response.json({ remaining: result.remaining, retryAfterMs: result.retryAfterMs })
+}
+
+// The seed's example 3, and the lower-level lock calls.
+export async function lockedWork(runId: string): Promise<number> {
+  await withLock(
+    RedisKeys.lock.royaltyRun(runId),
+    async () => {
+      // Critical section
+    },
+    300,
+  )
+  const fence: number = await withLock(RedisKeys.lock.payout(runId), async ({ signal, fencingToken }) => {
+    signal.throwIfAborted()
+    return fencingToken
+  }, 30, { waitMs: 1000 })
+  const lock: Lock | null = await acquireLock(RedisKeys.lock.resource('x'), 10, { retries: 3, retryDelayMs: 50 })
+  if (lock) {
+    const extended: boolean = await extendLock(lock, 20)
+    const released: boolean = await releaseLock(lock)
+    void [extended, released, lock.expiresAt.getTime(), lock.token]
+  }
+  try {
+    await withLock('lock:x', () => 1)
+  } catch (error) {
+    if (error instanceof LockNotAcquiredError || error instanceof LockLostError) console.log(error.code, error.key)
+  }
+  return fence
+}
+
+// The two route files and the metrics.
+export const GET = redisHealthHandler
+export const metricsGET = createRedisMetricsHandler({ authorize: (request) => request.headers.get('authorization') === 'Bearer t' })
+export async function dashboard(): Promise<string> {
+  const health = await checkRedisHealth()
+  const metrics = await getRedisMetrics()
+  const p99: number = metrics.client.latencyP99Ms
+  const cacheKeys: number = metrics.keyDistribution.cache
+  void [health.healthy, health.latencyMs, p99, cacheKeys, metrics.alerts.map((a) => a.name)]
+  return metricsToPrometheus(metrics)
+}
 
 export async function example(userId: string): Promise<void> {
   configureRedis({ url: process.env.REDIS_URL, commandTimeoutMs: 500, tls: { caFile: '/etc/ca.pem' } })
@@ -63,3 +128,7 @@ export async function example(userId: string): Promise<void> {
 RedisKeys.cache.user({ id: 1 })
 // @ts-expect-error: unknown option
 configureRedis({ urll: 'redis://x' })
+// @ts-expect-error: a failure policy is one of three
+rateLimiter.setFailurePolicy('api', 'sometimes')
+// @ts-expect-error: the handler needs authorize
+createRedisMetricsHandler({})

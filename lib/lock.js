@@ -1,0 +1,226 @@
+'use strict'
+// Distributed locks: SET NX PX plus a fencing token in one script, release and
+// extension as compare-and-delete / compare-and-expire scripts. `withLock`
+// calls `fn` from JavaScript itself (never from Rust), so Next.js request
+// context (AsyncLocalStorage) is still there inside it.
+
+const { randomBytes } = require('node:crypto')
+const { native, nativeCall, RedisError } = require('./runtime.js')
+const { runScript } = require('./scripts.js')
+
+const asyncDispose = Symbol.asyncDispose || Symbol.for('nodejs.asyncDispose')
+
+/** The lock could not be had (within `waitMs` for withLock). */
+class LockNotAcquiredError extends RedisError {
+  constructor(key, waitMs) {
+    super(`the lock ${key} is held by someone else${waitMs > 0 ? ` (waited ${waitMs} ms)` : ''}`, 'ELOCKED')
+    this.name = 'LockNotAcquiredError'
+    this.key = key
+  }
+}
+
+/** A lock that was ours is not any more (it expired, or was deleted or taken behind our back). */
+class LockLostError extends RedisError {
+  constructor(key, reason, cause) {
+    super(`the lock ${key} was lost: ${reason}`, 'ELOCKLOST')
+    this.name = 'LockLostError'
+    this.key = key
+    if (cause !== undefined) this.cause = cause
+  }
+}
+
+/** A held lock: `{ key, token, fencingToken, expiresAt }`; `await using` releases it. */
+class Lock {
+  constructor(key, token, fencingToken, expiresAt) {
+    /** The lock's key (without keyPrefix). */
+    this.key = key
+    /** 128 random bits, hex: proves that the lock is ours. */
+    this.token = token
+    /** Grows with every acquisition of this key: pass it to stores that refuse stale writers. */
+    this.fencingToken = fencingToken
+    /** When the lease ends unless extended (counted from the moment the acquiring request was sent). */
+    this.expiresAt = expiresAt
+  }
+
+  /** Releases the lock (for `await using`). */
+  [asyncDispose]() {
+    return releaseLock(this)
+  }
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+function checkKey(key) {
+  if (typeof key !== 'string' || key.length === 0) throw new TypeError('lock: key must be a non-empty string')
+}
+
+function checkTtl(ttlSeconds) {
+  if (typeof ttlSeconds !== 'number' || !Number.isFinite(ttlSeconds) || ttlSeconds <= 0) {
+    throw new TypeError(`lock: ttlSeconds must be a positive number, got ${String(ttlSeconds)}`)
+  }
+  const ms = Math.round(ttlSeconds * 1000)
+  if (ms < 1) throw new TypeError('lock: ttlSeconds must be at least 0.001')
+  return ms
+}
+
+function checkCount(value, name, fallback) {
+  if (value === undefined) return fallback
+  if (!Number.isSafeInteger(value) || value < 0) throw new TypeError(`lock: ${name} must be a non-negative integer`)
+  return value
+}
+
+function checkLock(lock) {
+  if (!lock || typeof lock.key !== 'string' || typeof lock.token !== 'string') {
+    throw new TypeError('lock: pass a Lock returned by acquireLock')
+  }
+}
+
+/** One attempt: the Lock, or null when someone else holds the key. */
+async function tryAcquire(key, ttlMs) {
+  const token = randomBytes(16).toString('hex')
+  const fenceKey = nativeCall(() => native.fencingKey(key))
+  const sentAt = Date.now()
+  const fence = await runScript('acquireLock', [key, fenceKey], [token, ttlMs])
+  if (fence === 0) return null
+  return new Lock(key, token, fence, new Date(sentAt + ttlMs))
+}
+
+/** A delay of about `ms` with ±50 % jitter, so that waiting acquirers spread out. */
+function jittered(ms) {
+  return Math.max(1, Math.round(ms * (0.5 + Math.random())))
+}
+
+/**
+ * Takes the lock `key` for `ttlSeconds` (default 300): the Lock, or null when
+ * it is held by someone else after `retries` more attempts `retryDelayMs`
+ * apart (with jitter). Redis errors reject.
+ */
+async function acquireLock(key, ttlSeconds = 300, options = {}) {
+  checkKey(key)
+  const ttlMs = checkTtl(ttlSeconds)
+  const retries = checkCount(options.retries, 'retries', 0)
+  const retryDelayMs = checkCount(options.retryDelayMs, 'retryDelayMs', 100)
+  for (let attempt = 0; ; attempt++) {
+    const lock = await tryAcquire(key, ttlMs)
+    if (lock !== null || attempt >= retries) return lock
+    await sleep(jittered(retryDelayMs))
+  }
+}
+
+/** Releases `lock` if it is still ours: true when it was, false when it had expired or been taken. */
+async function releaseLock(lock) {
+  checkLock(lock)
+  return (await runScript('releaseLock', [lock.key], [lock.token])) === 1
+}
+
+/**
+ * Renews the lease of `lock` to `ttlSeconds` from now if it is still ours: true
+ * when it was (and `lock.expiresAt` moves), false when it is not ours any more.
+ */
+async function extendLock(lock, ttlSeconds) {
+  checkLock(lock)
+  const ttlMs = checkTtl(ttlSeconds)
+  const sentAt = Date.now()
+  const extended = (await runScript('extendLock', [lock.key], [lock.token, ttlMs])) === 1
+  if (extended) lock.expiresAt = new Date(sentAt + ttlMs)
+  return extended
+}
+
+/** Acquires `key` within `waitMs`, or rejects with LockNotAcquiredError. */
+async function acquireWithin(key, ttlMs, waitMs, retryDelayMs) {
+  const deadline = Date.now() + waitMs
+  for (;;) {
+    const lock = await tryAcquire(key, ttlMs)
+    if (lock !== null) return lock
+    const left = deadline - Date.now()
+    if (left <= 0) throw new LockNotAcquiredError(key, waitMs)
+    await sleep(Math.min(left, jittered(retryDelayMs)))
+  }
+}
+
+/**
+ * Runs `fn({ signal, fencingToken })` holding the lock `key`, and releases it
+ * whether `fn` resolves or throws. Waits up to `options.waitMs` (default 0)
+ * for the lock, else rejects with LockNotAcquiredError. While `fn` runs, the
+ * lease is renewed every third of `ttlSeconds`; if the lock is lost anyway,
+ * `signal` aborts with a LockLostError and withLock rejects with it even when
+ * `fn` resolves (the section may not have been exclusive). Returns what `fn`
+ * returns; a failed release rejects (the lease then ends by itself).
+ */
+async function withLock(key, fn, ttlSeconds = 300, options = {}) {
+  checkKey(key)
+  if (typeof fn !== 'function') throw new TypeError('withLock(key, fn): fn must be a function')
+  const ttlMs = checkTtl(ttlSeconds)
+  const waitMs = checkCount(options.waitMs, 'waitMs', 0)
+  const retryDelayMs = checkCount(options.retryDelayMs, 'retryDelayMs', 50)
+  const lock = await acquireWithin(key, ttlMs, waitMs, retryDelayMs)
+
+  const controller = new AbortController()
+  let lost = null
+  const loseLease = (reason, cause) => {
+    if (lost !== null) return
+    lost = new LockLostError(key, reason, cause)
+    controller.abort(lost)
+  }
+  // One timer: renew every third of the lease (a renewal that fails for a
+  // Redis error is retried at the next tick), and declare the lease lost once
+  // it has run out without a renewal (Redis away) or a renewal finds it gone.
+  const renewEvery = Math.max(1, Math.floor(ttlMs / 3))
+  let renewedAt = Date.now()
+  let renewing = null
+  const tick = () => {
+    if (lost !== null) return
+    const now = Date.now()
+    if (now >= lock.expiresAt.getTime()) {
+      loseLease('it expired before it could be renewed')
+      return
+    }
+    if (renewing !== null || now - renewedAt < renewEvery) return
+    renewing = extendLock(lock, ttlMs / 1000)
+      .then(
+        (ours) => {
+          if (ours) renewedAt = Date.now()
+          else loseLease('it expired or was taken by someone else')
+        },
+        () => {}, // Redis away: the next tick tries again, or declares the lease lost at expiry
+      )
+      .finally(() => {
+        renewing = null
+      })
+  }
+  const timer = setInterval(tick, Math.max(1, Math.min(renewEvery, 250)))
+  timer.unref()
+
+  let value
+  let failed = false
+  let error
+  try {
+    value = await fn({ signal: controller.signal, fencingToken: lock.fencingToken })
+  } catch (thrown) {
+    failed = true
+    error = thrown
+  } finally {
+    clearInterval(timer)
+    if (renewing !== null) await renewing
+  }
+  let releaseError = null
+  if (lost === null) {
+    try {
+      if (!(await releaseLock(lock))) loseLease('it expired or was taken by someone else before release')
+    } catch (thrown) {
+      releaseError = thrown
+    }
+  }
+  if (failed) throw error
+  if (lost !== null) {
+    lost.result = value
+    throw lost
+  }
+  if (releaseError !== null) {
+    releaseError.result = value
+    throw releaseError
+  }
+  return value
+}
+
+module.exports = { acquireLock, releaseLock, extendLock, withLock, Lock, LockNotAcquiredError, LockLostError }

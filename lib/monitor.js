@@ -1,0 +1,367 @@
+'use strict'
+// Monitoring: health from a PING, metrics from INFO plus a bounded SCAN, this
+// process's command figures from the histogram kept in Rust, alerts from the
+// seed's thresholds, and the two Next.js App Router handlers.
+
+const { runtime, native, Op } = require('./runtime.js')
+const { getRedisClient, getConnectionStatus } = require('./client.js')
+const { cacheService } = require('./cache.js')
+
+const { request } = runtime
+
+/** The seed's thresholds ("Monitoring and Alerts"). */
+const ALERT_THRESHOLDS = Object.freeze({
+  /** Cache hit rate below this (a fraction) is inefficient caching. */
+  minHitRate: 0.7,
+  /** Memory use above this percentage risks evictions. */
+  maxMemoryPercent: 85,
+  /** Command latency p99 above this many milliseconds. */
+  maxP99Ms: 100,
+  /** Command errors above this fraction of commands. */
+  maxErrorRate: 0.01,
+})
+/** Lookups needed before a hit rate is judged (a handful of misses after a deploy is not an alert). */
+const MIN_LOOKUPS = 100
+
+/** The key prefixes of the seed's conventions, counted by keyDistribution. */
+const PREFIXES = ['cache', 'session', 'jobs', 'ratelimit', 'idempotency', 'lock', 'counter', 'flag']
+/** keyDistribution looks at most this many keys (or this long), then estimates. */
+const SCAN_KEY_CAP = 100000
+const SCAN_TIME_CAP_MS = 250
+const SCAN_COUNT = 1000
+
+const HEALTH_TIMEOUT_MS = 1000
+
+/** Rejects after `ms` with a timeout error; the wrapped promise's own rejection is handled. */
+function within(promise, ms, what) {
+  let timer
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not answer within ${ms} ms`)), ms)
+  })
+  promise.catch(() => {}) // it may still fail after the timeout: never unhandled
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+}
+
+/**
+ * PINGs Redis: `{ healthy, latencyMs, status, error? }`. Never throws, and
+ * answers within `timeoutMs` (default 1000) whatever the server does.
+ */
+async function checkRedisHealth(options = {}) {
+  const timeoutMs = options.timeoutMs ?? HEALTH_TIMEOUT_MS
+  const started = performance.now()
+  try {
+    const reply = await within(request(Op.CALL, 'PING', []), timeoutMs, 'Redis PING')
+    const latencyMs = Math.round((performance.now() - started) * 100) / 100
+    if (reply !== 'PONG') throw new Error(`unexpected PING reply ${String(reply)}`)
+    return { healthy: true, latencyMs, status: getConnectionStatus().state }
+  } catch (error) {
+    return {
+      healthy: false,
+      latencyMs: Math.round((performance.now() - started) * 100) / 100,
+      status: getConnectionStatus().state,
+      error: (error && error.message) || String(error),
+    }
+  }
+}
+
+/** INFO text → { section: { field: value } } with numbers as numbers. */
+function parseInfo(text) {
+  const out = {}
+  let section = out
+  for (const line of text.split('\r\n')) {
+    if (line.startsWith('# ')) {
+      section = out[line.slice(2).trim().toLowerCase()] = {}
+    } else if (line.includes(':')) {
+      const at = line.indexOf(':')
+      const value = line.slice(at + 1)
+      section[line.slice(0, at)] = value !== '' && !Number.isNaN(Number(value)) ? Number(value) : value
+    }
+  }
+  return out
+}
+
+/** `keys=3,expires=2,avg_ttl=0` → { keys, expires, avgTtlMs }. */
+function parseKeyspace(section) {
+  const out = {}
+  for (const [db, value] of Object.entries(section || {})) {
+    const fields = Object.fromEntries(String(value).split(',').map((kv) => kv.split('=')))
+    out[db] = { keys: Number(fields.keys || 0), expires: Number(fields.expires || 0), avgTtlMs: Number(fields.avg_ttl || 0) }
+  }
+  return out
+}
+
+/**
+ * Counts keys per prefix with SCAN (never KEYS), COUNT 1000 per call so no
+ * call blocks the server for long. It looks at no more than 100,000 keys or
+ * 250 ms; beyond that the figures are estimated from what was seen (SCAN visits
+ * keys in hash order, a fair sample) and `exact` is false.
+ */
+async function keyDistribution(totalKeys) {
+  const counts = Object.fromEntries([...PREFIXES, 'other'].map((p) => [p, 0]))
+  let scanned = 0
+  let complete = true
+  const started = Date.now()
+  const iterator = getRedisClient().scan({ match: '*', count: SCAN_COUNT })
+  for await (const keys of iterator) {
+    for (const key of keys) {
+      const at = key.indexOf(':')
+      const prefix = at > 0 ? key.slice(0, at) : ''
+      if (Object.prototype.hasOwnProperty.call(counts, prefix) && prefix !== 'other') counts[prefix]++
+      else counts.other++
+    }
+    scanned += keys.length
+    if (scanned >= SCAN_KEY_CAP || Date.now() - started >= SCAN_TIME_CAP_MS) {
+      complete = false
+      break
+    }
+  }
+  if (!complete && scanned > 0 && totalKeys > scanned) {
+    const scale = totalKeys / scanned
+    for (const name of Object.keys(counts)) counts[name] = Math.round(counts[name] * scale)
+  }
+  const total = complete ? scanned : Math.max(totalKeys, scanned)
+  return { ...counts, total, scanned, exact: complete }
+}
+
+/** connected_clients seen by this process's recent getRedisMetrics calls. */
+const clientSamples = []
+const CLIENT_SAMPLES = 10
+
+/** True when connected clients only grew over the recent samples, by at least 10 and 50 %. */
+function clientsGrowing(connected) {
+  clientSamples.push(connected)
+  if (clientSamples.length > CLIENT_SAMPLES) clientSamples.shift()
+  if (clientSamples.length < 3) return false
+  for (let i = 1; i < clientSamples.length; i++) if (clientSamples[i] < clientSamples[i - 1]) return false
+  const first = clientSamples[0]
+  return connected - first >= 10 && connected >= first * 1.5
+}
+
+function alertsFor(metrics) {
+  const alerts = []
+  const add = (name, message, value, threshold) => alerts.push({ name, severity: 'warning', message, value, threshold })
+  const { cache, stats, memory, client, clients } = metrics
+  const cacheLookups = cache.hits + cache.misses
+  const serverLookups = stats.keyspaceHits + stats.keyspaceMisses
+  if (cacheLookups >= MIN_LOOKUPS && cache.hitRate < ALERT_THRESHOLDS.minHitRate) {
+    add('lowCacheHitRate', `cache hit rate ${(cache.hitRate * 100).toFixed(1)} % is below 70 %`, cache.hitRate, ALERT_THRESHOLDS.minHitRate)
+  }
+  if (serverLookups >= MIN_LOOKUPS && stats.hitRate < ALERT_THRESHOLDS.minHitRate) {
+    add('lowServerHitRate', `server keyspace hit rate ${(stats.hitRate * 100).toFixed(1)} % is below 70 %`, stats.hitRate, ALERT_THRESHOLDS.minHitRate)
+  }
+  if (memory.usagePercent !== null && memory.usagePercent > ALERT_THRESHOLDS.maxMemoryPercent) {
+    add('highMemory', `memory use ${memory.usagePercent.toFixed(1)} % is above 85 %`, memory.usagePercent, ALERT_THRESHOLDS.maxMemoryPercent)
+  }
+  if (client.latencyP99Ms > ALERT_THRESHOLDS.maxP99Ms) {
+    add('highLatency', `command latency p99 ${client.latencyP99Ms} ms is above 100 ms`, client.latencyP99Ms, ALERT_THRESHOLDS.maxP99Ms)
+  }
+  if (client.commands > 0 && client.errorRate > ALERT_THRESHOLDS.maxErrorRate) {
+    add('highErrorRate', `command error rate ${(client.errorRate * 100).toFixed(2)} % is above 1 %`, client.errorRate, ALERT_THRESHOLDS.maxErrorRate)
+  }
+  if (clients.growing) {
+    add('connectedClientsGrowing', `connected clients keep growing (${clientSamples.join(' → ')}): a connection leak?`, clients.connected, null)
+  }
+  return alerts
+}
+
+/**
+ * Server and process metrics with alerts from the seed's thresholds. Rejects
+ * when Redis cannot be reached (use checkRedisHealth for a probe that never does).
+ */
+async function getRedisMetrics() {
+  const info = parseInfo(await request(Op.CALL, 'INFO', ['everything']))
+  const server = info.server || {}
+  const mem = info.memory || {}
+  const st = info.stats || {}
+  const cl = info.clients || {}
+  const keyspace = parseKeyspace(info.keyspace)
+  const totalKeys = Object.values(keyspace).reduce((sum, db) => sum + db.keys, 0)
+  const db = await request(Op.CALL, 'DBSIZE', [])
+  const distribution = await keyDistribution(db)
+
+  const maxmemory = Number(mem.maxmemory || 0)
+  const systemMemory = Number(mem.total_system_memory || 0)
+  const used = Number(mem.used_memory || 0)
+  const basis = maxmemory > 0 ? maxmemory : systemMemory
+  const hits = Number(st.keyspace_hits || 0)
+  const misses = Number(st.keyspace_misses || 0)
+  const commandFigures = native.commandMetrics()
+  const status = getConnectionStatus()
+  const connected = Number(cl.connected_clients || 0)
+
+  const metrics = {
+    timestamp: new Date().toISOString(),
+    memory: {
+      usedBytes: used,
+      usedHuman: String(mem.used_memory_human || ''),
+      peakBytes: Number(mem.used_memory_peak || 0),
+      fragmentationRatio: Number(mem.mem_fragmentation_ratio || 0),
+      maxmemoryBytes: maxmemory,
+      /** Of maxmemory, or of the machine's memory when maxmemory is 0 (no limit); null when neither is known. */
+      usagePercent: basis > 0 ? (used / basis) * 100 : null,
+      usageOf: maxmemory > 0 ? 'maxmemory' : systemMemory > 0 ? 'system' : null,
+      evictionPolicy: String(mem.maxmemory_policy || ''),
+    },
+    stats: {
+      opsPerSec: Number(st.instantaneous_ops_per_sec || 0),
+      hitRate: hits + misses === 0 ? 0 : hits / (hits + misses),
+      keyspaceHits: hits,
+      keyspaceMisses: misses,
+      evictedKeys: Number(st.evicted_keys || 0),
+      expiredKeys: Number(st.expired_keys || 0),
+      totalCommandsProcessed: Number(st.total_commands_processed || 0),
+      totalConnectionsReceived: Number(st.total_connections_received || 0),
+    },
+    clients: {
+      connected,
+      blocked: Number(cl.blocked_clients || 0),
+      growing: clientsGrowing(connected),
+    },
+    server: {
+      version: String(server.redis_version || ''),
+      uptimeSeconds: Number(server.uptime_in_seconds || 0),
+      mode: String(server.redis_mode || ''),
+    },
+    keyspace,
+    totalKeys,
+    keyDistribution: distribution,
+    cache: cacheService.getStats(),
+    client: {
+      commands: commandFigures.commands,
+      errors: commandFigures.errors,
+      errorRate: commandFigures.commands === 0 ? 0 : commandFigures.errors / commandFigures.commands,
+      latencyP50Ms: commandFigures.p50Ms,
+      latencyP99Ms: commandFigures.p99Ms,
+      reconnects: status.reconnects,
+      state: status.state,
+    },
+  }
+  metrics.alerts = alertsFor(metrics)
+  return metrics
+}
+
+// ── Prometheus text exposition ───────────────────────────────────────────────
+
+function escapeLabel(value) {
+  return String(value).replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"')
+}
+
+/** Metrics in the Prometheus text format (version 0.0.4). */
+function toPrometheus(m) {
+  const lines = []
+  const metric = (name, type, help, samples) => {
+    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`)
+    for (const [labels, value] of samples) {
+      if (value === null || value === undefined || Number.isNaN(value)) continue
+      const labelText = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',')
+      lines.push(`${name}${labelText ? `{${labelText}}` : ''} ${Number(value)}`)
+    }
+  }
+  const one = (value) => [[{}, value]]
+  metric('redis_memory_used_bytes', 'gauge', 'Memory used by the Redis server.', one(m.memory.usedBytes))
+  metric('redis_memory_peak_bytes', 'gauge', 'Peak memory used by the Redis server.', one(m.memory.peakBytes))
+  metric('redis_memory_max_bytes', 'gauge', 'maxmemory (0 means no limit).', one(m.memory.maxmemoryBytes))
+  metric('redis_memory_fragmentation_ratio', 'gauge', 'RSS over used memory.', one(m.memory.fragmentationRatio))
+  metric('redis_memory_usage_ratio', 'gauge', 'Used memory as a fraction of maxmemory (or of system memory).',
+    one(m.memory.usagePercent === null ? null : m.memory.usagePercent / 100))
+  metric('redis_info', 'gauge', 'Server version, mode and eviction policy (always 1).',
+    [[{ version: m.server.version, mode: m.server.mode, eviction_policy: m.memory.evictionPolicy }, 1]])
+  metric('redis_uptime_seconds', 'gauge', 'Server uptime.', one(m.server.uptimeSeconds))
+  metric('redis_instantaneous_ops_per_second', 'gauge', 'Commands per second the server reports.', one(m.stats.opsPerSec))
+  metric('redis_keyspace_hits_total', 'counter', 'Successful key lookups on the server.', one(m.stats.keyspaceHits))
+  metric('redis_keyspace_misses_total', 'counter', 'Failed key lookups on the server.', one(m.stats.keyspaceMisses))
+  metric('redis_keyspace_hit_ratio', 'gauge', 'Server keyspace hits over lookups.', one(m.stats.hitRate))
+  metric('redis_evicted_keys_total', 'counter', 'Keys evicted for maxmemory.', one(m.stats.evictedKeys))
+  metric('redis_expired_keys_total', 'counter', 'Keys that expired.', one(m.stats.expiredKeys))
+  metric('redis_connected_clients', 'gauge', 'Client connections.', one(m.clients.connected))
+  metric('redis_blocked_clients', 'gauge', 'Clients blocked in a blocking command.', one(m.clients.blocked))
+  metric('redis_db_keys', 'gauge', 'Keys per database.', Object.entries(m.keyspace).map(([db, v]) => [{ db }, v.keys]))
+  metric('redis_keys_by_prefix', 'gauge', 'Keys per key prefix of the conventions (estimated when redis_keys_by_prefix_exact is 0).',
+    [...PREFIXES, 'other'].map((p) => [{ prefix: p }, m.keyDistribution[p]]))
+  metric('redis_keys_by_prefix_exact', 'gauge', '1 when the per-prefix counts come from a complete scan.', one(m.keyDistribution.exact ? 1 : 0))
+  metric('redis_cache_hits_total', 'counter', 'cacheService hits in this process.', one(m.cache.hits))
+  metric('redis_cache_misses_total', 'counter', 'cacheService misses in this process.', one(m.cache.misses))
+  metric('redis_cache_sets_total', 'counter', 'cacheService writes in this process.', one(m.cache.sets))
+  metric('redis_cache_deletes_total', 'counter', 'Keys cacheService removed in this process.', one(m.cache.deletes))
+  metric('redis_cache_errors_total', 'counter', 'cacheService errors in this process.', one(m.cache.errors))
+  metric('redis_cache_hit_ratio', 'gauge', 'cacheService hits over lookups in this process.', one(m.cache.hitRate))
+  metric('redis_client_commands_total', 'counter', 'Commands this process finished.', one(m.client.commands))
+  metric('redis_client_errors_total', 'counter', 'Commands of this process that failed.', one(m.client.errors))
+  metric('redis_client_latency_seconds', 'gauge', 'Command latency quantiles in this process.', [
+    [{ quantile: '0.5' }, m.client.latencyP50Ms / 1000],
+    [{ quantile: '0.99' }, m.client.latencyP99Ms / 1000],
+  ])
+  metric('redis_client_reconnects_total', 'counter', 'Reconnections of this process.', one(m.client.reconnects))
+  const alertNames = ['lowCacheHitRate', 'lowServerHitRate', 'highMemory', 'highLatency', 'highErrorRate', 'connectedClientsGrowing']
+  metric('redis_alert', 'gauge', 'Alerts from the thresholds (1 firing, 0 not).',
+    alertNames.map((name) => [{ name }, m.alerts.some((a) => a.name === name) ? 1 : 0]))
+  return lines.join('\n') + '\n'
+}
+
+// ── Next.js App Router handlers ──────────────────────────────────────────────
+
+function json(body, status) {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' },
+  })
+}
+
+/** `GET /api/health/redis`: 200 with the health as JSON when healthy, 503 when not. */
+async function redisHealthHandler() {
+  const health = await checkRedisHealth()
+  return json(health, health.healthy ? 200 : 503)
+}
+
+/**
+ * A `GET` handler for `/api/admin/redis/metrics`. A request without credentials
+ * (no `Authorization` or `Cookie` header) gets 401; `authorize(request)` (may be
+ * async) decides the rest: false → 403. JSON by default; `?format=prometheus`
+ * gives the Prometheus text format. 503 when Redis cannot be reached.
+ */
+function createRedisMetricsHandler(options = {}) {
+  const { authorize } = options
+  if (typeof authorize !== 'function') {
+    throw new TypeError('createRedisMetricsHandler({ authorize }): authorize(request) must be a function')
+  }
+  return async function GET(request) {
+    const headers = request.headers
+    if (!headers.get('authorization') && !headers.get('cookie')) {
+      return new Response(JSON.stringify({ error: 'Authentication required' }), {
+        status: 401,
+        headers: { 'content-type': 'application/json; charset=utf-8', 'www-authenticate': 'Bearer' },
+      })
+    }
+    let allowed = false
+    try {
+      allowed = await authorize(request)
+    } catch {
+      allowed = false
+    }
+    if (!allowed) return json({ error: 'Forbidden' }, 403)
+    let metrics
+    try {
+      metrics = await getRedisMetrics()
+    } catch (error) {
+      return json({ error: 'Redis metrics unavailable', detail: (error && error.message) || String(error) }, 503)
+    }
+    const format = new URL(request.url, 'http://localhost').searchParams.get('format')
+    if (format === 'prometheus') {
+      return new Response(toPrometheus(metrics), {
+        status: 200,
+        headers: { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'cache-control': 'no-store' },
+      })
+    }
+    return json(metrics, 200)
+  }
+}
+
+module.exports = {
+  checkRedisHealth,
+  getRedisMetrics,
+  redisHealthHandler,
+  createRedisMetricsHandler,
+  toPrometheus,
+  ALERT_THRESHOLDS,
+  resetCommandMetrics: () => native.resetCommandMetrics(),
+}

@@ -1,0 +1,40 @@
+'use strict'
+// Runs the Lua scripts that Rust compiles in (src/scripts/*.lua): EVALSHA on
+// the batched boundary, and EVAL (which loads the script) once when the
+// server does not know it yet (a new or flushed server).
+
+const { runtime, native, Op } = require('./runtime.js')
+
+const { request } = runtime
+const scripts = new Map()
+
+function script(name) {
+  let entry = scripts.get(name)
+  if (entry === undefined) {
+    entry = { source: native.scriptSource(name), sha: native.scriptSha(name) }
+    scripts.set(name, entry)
+  }
+  return entry
+}
+
+/** Runs the script `name` with `keys` and `args`; resolves its reply. */
+async function runScript(name, keys, args) {
+  const entry = script(name)
+  const rest = [entry.sha, keys.length]
+  for (let i = 0; i < keys.length; i++) rest.push(keys[i])
+  for (let i = 0; i < args.length; i++) rest.push(args[i])
+  try {
+    return await request(Op.CALL, 'EVALSHA', rest)
+  } catch (error) {
+    if (!isNoScript(error)) throw error
+    rest[0] = entry.source
+    return request(Op.CALL, 'EVAL', rest)
+  }
+}
+
+/** The server does not know the script (yet): run it with EVAL, which also loads it. */
+function isNoScript(error) {
+  return error !== null && typeof error === 'object' && error.code === 'NOSCRIPT'
+}
+
+module.exports = { runScript, script, isNoScript }
