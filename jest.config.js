@@ -1,6 +1,7 @@
 'use strict'
 module.exports = {
   testEnvironment: 'node',
+  modulePathIgnorePatterns: ['<rootDir>/examples/'],
   testMatch: ['<rootDir>/__test__/**/*.test.js'],
   testPathIgnorePatterns: ['<rootDir>/__test__/redis-test/'],
   globalSetup: '<rootDir>/__test__/support/global-setup.js',

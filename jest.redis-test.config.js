@@ -3,6 +3,7 @@
 // or a private redis-server started for the run.
 module.exports = {
   testEnvironment: 'node',
+  modulePathIgnorePatterns: ['<rootDir>/examples/'],
   testMatch: ['<rootDir>/__test__/redis-test/**/*.test.js'],
   globalSetup: '<rootDir>/__test__/support/global-setup.js',
   globalTeardown: '<rootDir>/__test__/support/global-teardown.js',

@@ -170,8 +170,9 @@ function createRuntime() {
           cursor = { count: inMeta[0], index: 0, m: 2, position: 0, more: inMeta[1] }
         }
         const c = cursor
-        // A slice is a quarter of the batch (at least 8 replies).
-        if (budget < 0) budget = Math.max(8, Math.ceil(c.count / 4))
+        // A slice is half the batch (at least 8 replies): measured against a quarter
+        // and against no slicing, it was best or near best on every load tried.
+        if (budget < 0) budget = Math.max(8, Math.ceil(c.count / 2))
         let { index, m, position } = c
         const end = Math.min(c.count, index + budget)
         budget -= end - index

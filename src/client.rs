@@ -468,6 +468,15 @@ pub fn effective_config() -> napi::Result<ClientConfig> {
   }
 }
 
+/// The key prefix in force: the open client's, else the next one's (without cloning the whole config).
+pub fn key_prefix() -> napi::Result<Vec<u8>> {
+  let registry = REGISTRY.read().unwrap();
+  match registry.client.as_ref().filter(|c| !c.is_closed()) {
+    Some(c) => Ok(c.config.key_prefix.clone()),
+    None => Ok(ClientConfig::resolve(&registry.options.clone().unwrap_or_default())?.key_prefix),
+  }
+}
+
 /// Stores options for the next client. Refused while a client is open, unless
 /// the options are the same as the open client's (a re-evaluated module).
 pub fn configure(options: RedisOptions) -> napi::Result<()> {

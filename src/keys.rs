@@ -776,8 +776,7 @@ pub fn fencing_key_for(prefix: &[u8], key: &str) -> String {
 /// The key of a lock's fencing counter (same hash slot as the lock, with `keyPrefix` in force).
 #[napi]
 pub fn fencing_key(key: String) -> Result<String> {
-  let prefix = crate::client::effective_config()?.key_prefix.clone();
-  Ok(fencing_key_for(&prefix, &key))
+  Ok(fencing_key_for(&crate::client::key_prefix()?, &key))
 }
 
 #[napi]

@@ -48,4 +48,26 @@ function runNode(source, { env = {}, timeoutMs = 20000 } = {}) {
   })
 }
 
-module.exports = { ROOT, redis, useRedis, waitFor, runNode }
+/**
+ * Runs `fn` with the client pointed at a private redis-server of its own and
+ * resolves how many commands reached that server while it ran (so that "nothing
+ * was sent" can be checked while other test files use the shared test server).
+ */
+async function commandsSentDuring(fn) {
+  const { RedisServer } = require('./redis-server.js')
+  const server = await new RedisServer().start()
+  const processed = () => Number(/total_commands_processed:(\d+)/.exec(server.cli('INFO', 'stats'))[1])
+  try {
+    await useRedis({ url: server.url })
+    await redis.getRedisClient().ping() // connected, so that only fn's commands are counted
+    const before = processed()
+    await fn()
+    return processed() - before - 1 // the INFO of `before` counts itself
+  } finally {
+    await redis.closeRedisConnection()
+    await server.stop()
+    await useRedis()
+  }
+}
+
+module.exports = { ROOT, redis, useRedis, waitFor, runNode, commandsSentDuring }

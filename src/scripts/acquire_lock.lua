@@ -4,15 +4,17 @@
 -- ARGV[1]  the holder's random token
 -- ARGV[2]  the lease in milliseconds
 -- Returns the fencing token (> 0) when the lock was taken, 0 when someone else holds it.
--- The token is max(last token + 1, server time in µs): it grows with every acquisition,
--- and keeps growing even after the counter has expired (unless the server's clock goes back).
+-- The counter grows by one per acquisition. When it is new (first use, or it expired a
+-- day after it was made) it starts from the server's time in µs, which is above anything
+-- it handed out before, so tokens keep growing across its expiry (unless the server's
+-- clock goes back, or a key is taken more than 86 billion times a day).
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return 0
 end
-local time = redis.call('TIME')
-local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
-local last = tonumber(redis.call('GET', KEYS[2]) or '0')
-local fence = last + 1
-if now > fence then fence = now end
-redis.call('SET', KEYS[2], string.format('%.0f', fence), 'PX', 86400000)
+local fence = redis.call('INCR', KEYS[2])
+if fence == 1 then
+  local time = redis.call('TIME')
+  fence = tonumber(time[1]) * 1000000 + tonumber(time[2])
+  redis.call('SET', KEYS[2], string.format('%.0f', fence), 'PX', 86400000)
+end
 return fence

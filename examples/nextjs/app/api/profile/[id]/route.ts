@@ -1,0 +1,50 @@
+// GET /api/profile/[id]: the seed's examples together. Rate-limited per caller
+// (429 with the RateLimit headers past the limit), cache-aside (the second call
+// is a cache hit), and a miss loads under a lock so that concurrent misses
+// across app servers hit the database once.
+import { NextResponse } from 'next/server'
+import { cacheService, rateLimiter, rateLimitHeaders, withLock, RedisKeys, RedisTTL } from '@yesgoddess/redis'
+
+export const runtime = 'nodejs'
+export const dynamic = 'force-dynamic'
+
+const LIMIT = Number(process.env.PROFILE_RATE_LIMIT || 5)
+const WINDOW_SECONDS = 60
+
+type Profile = { id: string; name: string; loadedAt: string }
+
+/** Stands in for the application's database. */
+async function loadProfileFromDatabase(id: string): Promise<Profile> {
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  return { id, name: `Creator ${id}`, loadedAt: new Date().toISOString() }
+}
+
+export async function GET(request: Request, context: { params: Promise<{ id: string }> }) {
+  const { id } = await context.params
+  const caller = request.headers.get('x-caller-id') ?? 'anonymous'
+
+  const limit = await rateLimiter.checkLimit(caller, 'profile', LIMIT, WINDOW_SECONDS)
+  const headers = rateLimitHeaders(limit)
+  if (!limit.allowed) {
+    return NextResponse.json({ error: 'Rate limit exceeded', resetAt: limit.resetAt }, { status: 429, headers })
+  }
+
+  const key = RedisKeys.cache.creator(id)
+  const cached = await cacheService.get<Profile>(key)
+  if (cached) {
+    return NextResponse.json({ profile: cached, source: 'cache' }, { headers: { ...headers, 'x-cache': 'HIT' } })
+  }
+  const profile = await withLock(
+    RedisKeys.lock.resource(`profile:${id}`),
+    async () => {
+      const again = await cacheService.get<Profile>(key) // filled while we waited?
+      if (again) return again
+      const loaded = await loadProfileFromDatabase(id)
+      await cacheService.set(key, loaded, RedisTTL.cache.creator)
+      return loaded
+    },
+    10,
+    { waitMs: 5000 },
+  )
+  return NextResponse.json({ profile, source: 'database' }, { headers: { ...headers, 'x-cache': 'MISS' } })
+}

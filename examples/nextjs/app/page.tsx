@@ -1,0 +1,12 @@
+export default function Home() {
+  return (
+    <main>
+      <h1>@yesgoddess/redis example</h1>
+      <ul>
+        <li>GET /api/health/redis</li>
+        <li>GET /api/admin/redis/metrics (Authorization: Bearer $METRICS_TOKEN; ?format=prometheus)</li>
+        <li>GET /api/profile/[id] (rate-limited, cached, loaded under a lock)</li>
+      </ul>
+    </main>
+  )
+}

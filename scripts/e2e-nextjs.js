@@ -1,0 +1,183 @@
+#!/usr/bin/env node
+// End to end, as a Next.js user runs it: installs examples/nextjs, runs
+// `next build` and `next start` on a free port against a private redis-server,
+// and checks the routes over HTTP; then runs `next dev`, edits a route file
+// while it runs (hot reload) and checks the process still holds one Redis
+// connection (CLIENT LIST). Exits non-zero on the first failed check.
+//   npm run e2e:nextjs
+'use strict'
+
+const { spawn, spawnSync } = require('node:child_process')
+const fs = require('node:fs')
+const path = require('node:path')
+const Redis = require('ioredis')
+const { RedisServer, freePort } = require('../__test__/support/redis-server.js')
+
+const ROOT = path.resolve(__dirname, '..')
+const APP = path.join(ROOT, 'examples', 'nextjs')
+const NEXT = path.join(APP, 'node_modules', 'next', 'dist', 'bin', 'next')
+const TOKEN = 'e2e-metrics-token'
+const started = Date.now()
+
+let failures = 0
+function check(condition, what, detail = '') {
+  console.log(`${condition ? '  ok  ' : '  FAIL'} ${what}${detail ? ` — ${detail}` : ''}`)
+  if (!condition) failures++
+  return condition
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
+
+function run(command, args, options = {}) {
+  const t = Date.now()
+  const result = spawnSync(command, args, { cwd: APP, stdio: 'inherit', ...options })
+  if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed with ${result.status}`)
+  console.log(`  (${command} ${args[0]}${args[1] ? ` ${args[1]}` : ''}: ${((Date.now() - t) / 1000).toFixed(1)} s)`)
+}
+
+/** Starts `next <mode>` on a free port; resolves { child, base, output() } once it answers. */
+async function startNext(mode, env) {
+  const port = await freePort()
+  const child = spawn(process.execPath, [NEXT, mode, '-p', String(port), '-H', '127.0.0.1'], {
+    cwd: APP,
+    env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true, // its own process group, so that stopping it stops its workers too
+  })
+  let output = ''
+  child.stdout.on('data', (d) => (output += d))
+  child.stderr.on('data', (d) => (output += d))
+  const base = `http://127.0.0.1:${port}`
+  const deadline = Date.now() + 120000
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`next ${mode} exited:\n${output}`)
+    try {
+      await fetch(`${base}/`)
+      break
+    } catch {
+      if (Date.now() > deadline) throw new Error(`next ${mode} did not answer in 120 s:\n${output}`)
+      await sleep(250)
+    }
+  }
+  return { child, base, output: () => output }
+}
+
+function stopNext(next) {
+  if (next && next.child.exitCode === null) {
+    try {
+      process.kill(-next.child.pid, 'SIGTERM')
+    } catch {
+      next.child.kill('SIGTERM')
+    }
+  }
+}
+
+/** The connections our client opened on this server (it names them with CLIENT SETNAME). */
+async function ourConnections(admin) {
+  const list = await admin.client('LIST')
+  return list.split('\n').filter((line) => / name=yesgoddess-redis /.test(line)).length
+}
+
+async function main() {
+  console.log('e2e:nextjs — install')
+  run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'])
+  console.log('e2e:nextjs — next build')
+  run(process.execPath, [NEXT, 'build'], { env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1' } })
+
+  const server = await new RedisServer().start()
+  const admin = new Redis(server.url)
+  const env = { REDIS_URL: server.url, METRICS_TOKEN: TOKEN, PROFILE_RATE_LIMIT: '5' }
+  let next
+  try {
+    console.log('e2e:nextjs — next start')
+    next = await startNext('start', env)
+    const get = (p, headers = {}) => fetch(`${next.base}${p}`, { headers })
+
+    let r = await get('/api/health/redis')
+    const health = await r.json()
+    check(r.status === 200 && health.healthy === true, 'GET /api/health/redis → 200 healthy', `${r.status} ${JSON.stringify(health)}`)
+
+    r = await get('/api/admin/redis/metrics')
+    check(r.status === 401, 'metrics without credentials → 401', String(r.status))
+    r = await get('/api/admin/redis/metrics', { authorization: 'Bearer wrong' })
+    check(r.status === 403, 'metrics with a wrong token → 403', String(r.status))
+    r = await get('/api/admin/redis/metrics', { authorization: `Bearer ${TOKEN}` })
+    const metrics = await r.json()
+    check(r.status === 200 && typeof metrics.memory?.usedBytes === 'number' && 'keyDistribution' in metrics,
+      'metrics with the token → 200 JSON', `${r.status}, redis ${metrics.server?.version}`)
+    r = await get('/api/admin/redis/metrics?format=prometheus', { authorization: `Bearer ${TOKEN}` })
+    const text = await r.text()
+    check(r.status === 200 && /^text\/plain; version=0\.0\.4/.test(r.headers.get('content-type') || '') &&
+      /^redis_memory_used_bytes \d+$/m.test(text), 'metrics ?format=prometheus → 200 text format', `${text.split('\n').length} lines`)
+
+    // The rate-limited, cached route: exactly 5 allowed, then 429 with Retry-After.
+    const statuses = []
+    const sources = []
+    let denied
+    for (let i = 0; i < 7; i++) {
+      r = await get('/api/profile/42', { 'x-caller-id': 'e2e-caller' })
+      statuses.push(r.status)
+      if (r.status === 200) sources.push((await r.json()).source)
+      else denied = r
+    }
+    check(statuses.filter((s) => s === 200).length === 5 && statuses.slice(5).every((s) => s === 429),
+      'the profile route allows exactly its limit (5), then 429', statuses.join(' '))
+    check(denied && Number(denied.headers.get('retry-after')) > 0 && /^"profile";r=0;t=\d+$/.test(denied.headers.get('ratelimit') || ''),
+      '429 carries Retry-After and the RateLimit fields', denied ? `Retry-After ${denied.headers.get('retry-after')}, RateLimit ${denied.headers.get('ratelimit')}, RateLimit-Policy ${denied.headers.get('ratelimit-policy')}` : '')
+    check(sources[0] === 'database' && sources.slice(1).every((s) => s === 'cache'),
+      'the first call loads from the database under the lock, the next ones hit the cache', sources.join(' '))
+    check((await admin.exists('cache:creator:42')) === 1 && (await admin.ttl('cache:creator:42')) > 3500,
+      'the profile is cached in Redis with its prefix TTL')
+
+    // Redis goes away: health answers 503, quickly.
+    await server.stop()
+    const t = Date.now()
+    r = await get('/api/health/redis')
+    const down = await r.json()
+    check(r.status === 503 && down.healthy === false && Date.now() - t < 3000,
+      'with Redis stopped, /api/health/redis → 503 within its timeout', `${r.status} in ${Date.now() - t} ms: ${down.error}`)
+    stopNext(next)
+    next = null
+
+    // next dev with a hot reload: the process keeps one Redis connection.
+    await server.start()
+    console.log('e2e:nextjs — next dev with a hot reload')
+    const routeFile = path.join(APP, 'app', 'api', 'health', 'redis', 'route.ts')
+    const original = fs.readFileSync(routeFile, 'utf8')
+    next = await startNext('dev', env)
+    try {
+      r = await fetch(`${next.base}/api/health/redis`)
+      check(r.status === 200, 'next dev: /api/health/redis → 200', String(r.status))
+      const before = await ourConnections(admin)
+      check(before === 1, 'next dev holds one Redis connection', String(before))
+      // Edit the route: it now answers through a wrapper that adds a header.
+      fs.writeFileSync(routeFile, original.replace(
+        "export { redisHealthHandler as GET } from '@yesgoddess/redis'",
+        "import { redisHealthHandler } from '@yesgoddess/redis'\nexport async function GET(request: Request) {\n  const response = await redisHealthHandler(request)\n  response.headers.set('x-reloaded', 'yes')\n  return response\n}",
+      ))
+      let reloaded = false
+      const until = Date.now() + 60000
+      while (!reloaded && Date.now() < until) {
+        await sleep(500)
+        r = await fetch(`${next.base}/api/health/redis`).catch(() => null)
+        reloaded = r !== null && r.status === 200 && r.headers.get('x-reloaded') === 'yes'
+      }
+      check(reloaded, 'next dev picked up the edited route (hot reload)')
+      for (let i = 0; i < 5; i++) await fetch(`${next.base}/api/profile/7`, { headers: { 'x-caller-id': `dev-${i}` } })
+      const after = await ourConnections(admin)
+      check(after === 1, 'after the hot reload the process still holds one Redis connection', String(after))
+    } finally {
+      fs.writeFileSync(routeFile, original)
+    }
+  } finally {
+    stopNext(next)
+    admin.disconnect()
+    await server.stop()
+  }
+  console.log(`e2e:nextjs — ${failures === 0 ? 'passed' : `${failures} check(s) failed`} in ${((Date.now() - started) / 1000).toFixed(0)} s`)
+  process.exit(failures === 0 ? 0 : 1)
+}
+
+main().catch((error) => {
+  console.error(error)
+  process.exit(1)
+})

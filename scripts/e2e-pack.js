@@ -1,0 +1,158 @@
+#!/usr/bin/env node
+// End to end, as an npm user installs it: builds the release binary, packs the
+// root package (with the optionalDependencies publishing adds) and the
+// linux-x64-gnu platform package with `npm pack`, installs both tarballs into
+// a fresh project outside the source tree with no Rust toolchain on PATH, and
+// there imports the package from CommonJS and ESM, type-checks a TypeScript
+// file against the shipped index.d.ts, and does a cache set/get against a
+// private redis-server.
+//   npm run e2e:pack
+'use strict'
+
+const { spawnSync } = require('node:child_process')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+const { RedisServer } = require('../__test__/support/redis-server.js')
+
+const ROOT = path.resolve(__dirname, '..')
+const pkg = require('../package.json')
+const PLATFORM = 'linux-x64-gnu'
+const BINARY = `${pkg.napi.binaryName}.${PLATFORM}.node`
+const started = Date.now()
+
+function run(command, args, options = {}) {
+  const result = spawnSync(command, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', ...options })
+  if (result.status !== 0) {
+    throw new Error(`${command} ${args.join(' ')} failed (${result.status}):\n${result.stdout}\n${result.stderr}`)
+  }
+  return result.stdout
+}
+
+let failures = 0
+function check(condition, what, detail = '') {
+  console.log(`${condition ? '  ok  ' : '  FAIL'} ${what}${detail ? ` — ${detail}` : ''}`)
+  if (!condition) failures++
+}
+
+/** The platform packages of npm/, by directory: { name, version, os, cpu, libc }. */
+function platformPackages() {
+  return fs.readdirSync(path.join(ROOT, 'npm')).map((dir) => ({
+    dir,
+    ...JSON.parse(fs.readFileSync(path.join(ROOT, 'npm', dir, 'package.json'), 'utf8')),
+  }))
+}
+
+async function main() {
+  if (process.platform !== 'linux' || process.arch !== 'x64') {
+    console.log('e2e:pack installs the linux-x64-gnu package: skipped on this platform')
+    return
+  }
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'yg-redis-pack-'))
+  const tarballs = path.join(work, 'tarballs')
+  fs.mkdirSync(tarballs)
+
+  console.log('e2e:pack — release build')
+  run(process.execPath, [path.join(ROOT, 'scripts', 'build-if-needed.js')], { cwd: ROOT, stdio: 'inherit' })
+
+  // The platform package, as `napi artifacts` lays it out.
+  const platformDir = path.join(work, 'platform')
+  fs.cpSync(path.join(ROOT, 'npm', PLATFORM), platformDir, { recursive: true })
+  fs.copyFileSync(path.join(ROOT, BINARY), path.join(platformDir, BINARY))
+  const platformTgz = run('npm', ['pack', '--silent', '--pack-destination', tarballs], { cwd: platformDir }).trim()
+
+  // The root package as published: package.json gains the optionalDependencies
+  // of every platform package (what `napi prepublish` writes), at the same version.
+  const stage = path.join(work, 'root')
+  fs.mkdirSync(stage)
+  for (const entry of [...pkg.files, 'package.json', 'README.md']) {
+    fs.cpSync(path.join(ROOT, entry), path.join(stage, entry), { recursive: true })
+  }
+  const published = { ...pkg, optionalDependencies: {} }
+  delete published.devDependencies
+  delete published.scripts
+  for (const p of platformPackages()) published.optionalDependencies[p.name] = pkg.version
+  fs.writeFileSync(path.join(stage, 'package.json'), JSON.stringify(published, null, 2))
+  const rootTgz = run('npm', ['pack', '--silent', '--pack-destination', tarballs], { cwd: stage }).trim()
+  const contents = run('tar', ['-tzf', path.join(tarballs, rootTgz)])
+  check(!/\.node$/m.test(contents), 'the root tarball carries no binary', `${contents.trim().split('\n').length} files`)
+  check(run('tar', ['-tzf', path.join(tarballs, platformTgz)]).includes(`package/${BINARY}`), `the platform tarball carries ${BINARY}`)
+  for (const p of platformPackages()) {
+    check(p.version === pkg.version && p.name === `${pkg.napi.packageName}-${p.dir}` && p.os && p.cpu,
+      `npm/${p.dir}: ${p.name}@${p.version} os=${p.os} cpu=${p.cpu}${p.libc ? ` libc=${p.libc}` : ''}`)
+  }
+
+  // A fresh project, outside the source tree, with no Rust toolchain on PATH.
+  const app = path.join(work, 'app')
+  fs.mkdirSync(app)
+  fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'pack-e2e-app', private: true, version: '1.0.0' }))
+  const env = {
+    ...process.env,
+    PATH: [path.dirname(process.execPath), '/usr/local/bin', '/usr/bin', '/bin'].filter((d) => !fs.existsSync(path.join(d, 'cargo'))).join(':'),
+    CARGO_HOME: path.join(work, 'no-cargo'),
+    RUSTUP_HOME: path.join(work, 'no-rustup'),
+  }
+  check(spawnSync('cargo', ['--version'], { env }).error !== undefined, 'no cargo on the PATH the app is installed and run with')
+  const t = Date.now()
+  run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error',
+    path.join(tarballs, platformTgz), path.join(tarballs, rootTgz), 'typescript@5.9.3', '@types/node@20.19.25'], { cwd: app, env })
+  console.log(`  (npm install of the two tarballs: ${((Date.now() - t) / 1000).toFixed(1)} s)`)
+  const installed = path.join(app, 'node_modules', '@yesgoddess', 'redis')
+  check(!fs.lstatSync(installed).isSymbolicLink() && !fs.existsSync(path.join(installed, BINARY)),
+    'installed from the tarball (a copy, not a link to the source), binary not in the root package')
+
+  const server = await new RedisServer().start()
+  try {
+    fs.writeFileSync(path.join(app, 'check.cjs'), `
+      const redis = require('@yesgoddess/redis')
+      const binary = Object.keys(require.cache).find((f) => f.endsWith('.node'))
+      redis.configureRedis({ url: process.env.REDIS_URL })
+      ;(async () => {
+        await redis.cacheService.set(redis.RedisKeys.cache.user('pack'), { from: 'cjs' })
+        const value = await redis.cacheService.get(redis.RedisKeys.cache.user('pack'))
+        await redis.closeRedisConnection()
+        console.log(JSON.stringify({ value, binary }))
+      })()`)
+    fs.writeFileSync(path.join(app, 'check.mjs'), `
+      import { cacheService, RedisKeys, configureRedis, closeRedisConnection, rateLimiter } from '@yesgoddess/redis'
+      configureRedis({ url: process.env.REDIS_URL })
+      await cacheService.set(RedisKeys.cache.user('pack-esm'), { from: 'esm' })
+      const value = await cacheService.get(RedisKeys.cache.user('pack-esm'))
+      const limit = await rateLimiter.checkLimit('pack', 'api')
+      await closeRedisConnection()
+      console.log(JSON.stringify({ value, allowed: limit.allowed }))`)
+    fs.writeFileSync(path.join(app, 'check.ts'), `
+      import { cacheService, RedisKeys, RedisTTL, withLock, type CacheStats } from '@yesgoddess/redis'
+      export async function example(id: string): Promise<CacheStats> {
+        await cacheService.set(RedisKeys.cache.user(id), { id }, RedisTTL.cache.user)
+        const user: { id: string } | null = await cacheService.get<{ id: string }>(RedisKeys.cache.user(id))
+        await withLock(RedisKeys.lock.resource(id), async ({ fencingToken }) => fencingToken, 10)
+        void user
+        return cacheService.getStats()
+      }`)
+    fs.writeFileSync(path.join(app, 'tsconfig.json'), JSON.stringify({
+      compilerOptions: { strict: true, noEmit: true, target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', skipLibCheck: false, types: ['node'] },
+      files: ['check.ts'],
+    }))
+    const appEnv = { ...env, REDIS_URL: server.url }
+    const cjs = JSON.parse(run(process.execPath, ['check.cjs'], { cwd: app, env: appEnv }))
+    check(cjs.value?.from === 'cjs', 'CommonJS: require, cacheService set/get', JSON.stringify(cjs.value))
+    check(cjs.binary?.includes(`node_modules/@yesgoddess/redis-${PLATFORM}/${BINARY}`), 'the binary came from the platform package', cjs.binary)
+    const esm = JSON.parse(run(process.execPath, ['check.mjs'], { cwd: app, env: appEnv }))
+    check(esm.value?.from === 'esm' && esm.allowed === true, 'ESM: import, cacheService set/get, rateLimiter', JSON.stringify(esm))
+    run(process.execPath, [path.join(app, 'node_modules', 'typescript', 'bin', 'tsc'), '--noEmit', '-p', app], { cwd: app, env })
+    check(true, 'TypeScript: tsc --noEmit --strict against the shipped index.d.ts')
+  } catch (error) {
+    check(false, 'the installed package works', error.message)
+  } finally {
+    await server.stop()
+    fs.rmSync(work, { recursive: true, force: true })
+  }
+  console.log(`e2e:pack — ${failures === 0 ? 'passed' : `${failures} check(s) failed`} in ${((Date.now() - started) / 1000).toFixed(0)} s`)
+  process.exit(failures === 0 ? 0 : 1)
+}
+
+main().catch((error) => {
+  console.error(error)
+  process.exit(1)
+})
