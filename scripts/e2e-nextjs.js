@@ -12,6 +12,7 @@ const fs = require('node:fs')
 const path = require('node:path')
 const Redis = require('ioredis')
 const { RedisServer, freePort } = require('../__test__/support/redis-server.js')
+const { packTarballs } = require('./pack.js')
 
 const ROOT = path.resolve(__dirname, '..')
 const APP = path.join(ROOT, 'examples', 'nextjs')
@@ -78,8 +79,12 @@ async function ourConnections(admin) {
 }
 
 async function main() {
-  console.log('e2e:nextjs — install')
-  run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error'])
+  // The package goes in as its packed tarballs (a copy in node_modules, as from
+  // npm), not as a link to this tree: Next.js leaves only packages that live in
+  // node_modules to Node's require (serverExternalPackages).
+  console.log('e2e:nextjs — pack and install')
+  const { rootTgz, platformTgz } = packTarballs(path.join(ROOT, '.tmp', 'pack'))
+  run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', '--no-save', platformTgz, rootTgz])
   console.log('e2e:nextjs — next build')
   run(process.execPath, [NEXT, 'build'], { env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1' } })
 

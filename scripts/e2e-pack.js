@@ -14,33 +14,15 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { RedisServer } = require('../__test__/support/redis-server.js')
+const { packTarballs, platformPackages, run, PLATFORM, BINARY } = require('./pack.js')
 
-const ROOT = path.resolve(__dirname, '..')
 const pkg = require('../package.json')
-const PLATFORM = 'linux-x64-gnu'
-const BINARY = `${pkg.napi.binaryName}.${PLATFORM}.node`
 const started = Date.now()
-
-function run(command, args, options = {}) {
-  const result = spawnSync(command, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', ...options })
-  if (result.status !== 0) {
-    throw new Error(`${command} ${args.join(' ')} failed (${result.status}):\n${result.stdout}\n${result.stderr}`)
-  }
-  return result.stdout
-}
 
 let failures = 0
 function check(condition, what, detail = '') {
   console.log(`${condition ? '  ok  ' : '  FAIL'} ${what}${detail ? ` — ${detail}` : ''}`)
   if (!condition) failures++
-}
-
-/** The platform packages of npm/, by directory: { name, version, os, cpu, libc }. */
-function platformPackages() {
-  return fs.readdirSync(path.join(ROOT, 'npm')).map((dir) => ({
-    dir,
-    ...JSON.parse(fs.readFileSync(path.join(ROOT, 'npm', dir, 'package.json'), 'utf8')),
-  }))
 }
 
 async function main() {
@@ -52,31 +34,11 @@ async function main() {
   const tarballs = path.join(work, 'tarballs')
   fs.mkdirSync(tarballs)
 
-  console.log('e2e:pack — release build')
-  run(process.execPath, [path.join(ROOT, 'scripts', 'build-if-needed.js')], { cwd: ROOT, stdio: 'inherit' })
-
-  // The platform package, as `napi artifacts` lays it out.
-  const platformDir = path.join(work, 'platform')
-  fs.cpSync(path.join(ROOT, 'npm', PLATFORM), platformDir, { recursive: true })
-  fs.copyFileSync(path.join(ROOT, BINARY), path.join(platformDir, BINARY))
-  const platformTgz = run('npm', ['pack', '--silent', '--pack-destination', tarballs], { cwd: platformDir }).trim()
-
-  // The root package as published: package.json gains the optionalDependencies
-  // of every platform package (what `napi prepublish` writes), at the same version.
-  const stage = path.join(work, 'root')
-  fs.mkdirSync(stage)
-  for (const entry of [...pkg.files, 'package.json', 'README.md']) {
-    fs.cpSync(path.join(ROOT, entry), path.join(stage, entry), { recursive: true })
-  }
-  const published = { ...pkg, optionalDependencies: {} }
-  delete published.devDependencies
-  delete published.scripts
-  for (const p of platformPackages()) published.optionalDependencies[p.name] = pkg.version
-  fs.writeFileSync(path.join(stage, 'package.json'), JSON.stringify(published, null, 2))
-  const rootTgz = run('npm', ['pack', '--silent', '--pack-destination', tarballs], { cwd: stage }).trim()
-  const contents = run('tar', ['-tzf', path.join(tarballs, rootTgz)])
+  console.log('e2e:pack — release build and npm pack')
+  const { rootTgz, platformTgz } = packTarballs(tarballs)
+  const contents = run('tar', ['-tzf', rootTgz])
   check(!/\.node$/m.test(contents), 'the root tarball carries no binary', `${contents.trim().split('\n').length} files`)
-  check(run('tar', ['-tzf', path.join(tarballs, platformTgz)]).includes(`package/${BINARY}`), `the platform tarball carries ${BINARY}`)
+  check(run('tar', ['-tzf', platformTgz]).includes(`package/${BINARY}`), `the platform tarball carries ${BINARY}`)
   for (const p of platformPackages()) {
     check(p.version === pkg.version && p.name === `${pkg.napi.packageName}-${p.dir}` && p.os && p.cpu,
       `npm/${p.dir}: ${p.name}@${p.version} os=${p.os} cpu=${p.cpu}${p.libc ? ` libc=${p.libc}` : ''}`)
@@ -95,7 +57,7 @@ async function main() {
   check(spawnSync('cargo', ['--version'], { env }).error !== undefined, 'no cargo on the PATH the app is installed and run with')
   const t = Date.now()
   run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error',
-    path.join(tarballs, platformTgz), path.join(tarballs, rootTgz), 'typescript@5.9.3', '@types/node@20.19.25'], { cwd: app, env })
+    platformTgz, rootTgz, 'typescript@5.9.3', '@types/node@20.19.25'], { cwd: app, env })
   console.log(`  (npm install of the two tarballs: ${((Date.now() - t) / 1000).toFixed(1)} s)`)
   const installed = path.join(app, 'node_modules', '@yesgoddess', 'redis')
   check(!fs.lstatSync(installed).isSymbolicLink() && !fs.existsSync(path.join(installed, BINARY)),
