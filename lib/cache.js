@@ -8,6 +8,7 @@ const { runtime, native, Op } = require('./runtime.js')
 const { RedisKeys } = require('./keys.js')
 const { randomBytes } = require('node:crypto')
 const { getRedisClient } = require('./client.js')
+const { runScript } = require('./scripts.js')
 
 const { request } = runtime
 
@@ -18,7 +19,6 @@ const inFlightLoads = new Map()
 const LOAD_LOCK_MS = 10000
 const LOAD_WAIT_MS = 3000
 const LOAD_POLL_MS = 20
-const RELEASE_LOCK = native.scriptSource('releaseLock')
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -47,7 +47,7 @@ async function loadOnce(key, loader, ttlSeconds) {
         if (cached !== null) return cached
         return await loadAndStore(key, loader, ttlSeconds)
       } finally {
-        await request(Op.CALL, 'EVAL', [RELEASE_LOCK, 1, lockKey, token]).catch(() => {
+        await runScript('releaseLock', [lockKey], [token]).catch(() => {
           stats.errors++
         })
       }

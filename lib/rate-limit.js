@@ -4,7 +4,7 @@
 // action for when Redis is away.
 
 const { RedisKeys } = require('./keys.js')
-const { script, isNoScript } = require('./scripts.js')
+const { script, evalScript } = require('./scripts.js')
 const { runtime, Op } = require('./runtime.js')
 
 const { request } = runtime
@@ -39,12 +39,21 @@ function checkPositiveInteger(value, name) {
   }
 }
 
-/** The limit and window for a call: explicit ones, else RateLimitConfig's. */
-function resolve(identifier, action, limit, windowSeconds) {
+function checkAction(action) {
+  if (typeof action !== 'string' || action === '') throw new TypeError('rateLimiter: action must be a non-empty string')
+}
+
+/** Refuses an empty or non-string identifier or action. */
+function checkIdentity(identifier, action) {
   if ((typeof identifier !== 'string' && typeof identifier !== 'number') || identifier === '') {
     throw new TypeError('rateLimiter: identifier must be a non-empty string or a number')
   }
-  if (typeof action !== 'string' || action === '') throw new TypeError('rateLimiter: action must be a non-empty string')
+  checkAction(action)
+}
+
+/** The limit and window for a call: explicit ones, else RateLimitConfig's. */
+function resolve(identifier, action, limit, windowSeconds) {
+  checkIdentity(identifier, action)
   const config = Object.prototype.hasOwnProperty.call(RateLimitConfig, action) ? RateLimitConfig[action] : undefined
   if (limit === undefined || limit === null) {
     if (config === undefined) {
@@ -137,16 +146,9 @@ function decode(reply, limit, windowMs) {
 
 const slidingWindow = script('slidingWindow')
 
-/** Runs the sliding-window script (EVALSHA on the hot path; EVAL once if the server does not know it). */
-async function runWindow(call, consume) {
-  const rest = [slidingWindow.sha, 1, call.key, call.limit, call.windowMs, consume ? 1 : 0]
-  try {
-    return await request(Op.CALL, 'EVALSHA', rest)
-  } catch (error) {
-    if (!isNoScript(error)) throw error
-    rest[0] = slidingWindow.source
-    return request(Op.CALL, 'EVAL', rest)
-  }
+/** Runs the sliding-window script (its arguments built in place: this is the hot path). */
+function runWindow(call, consume) {
+  return evalScript(slidingWindow, [slidingWindow.sha, 1, call.key, call.limit, call.windowMs, consume ? 1 : 0])
 }
 
 async function decide(identifier, action, limit, windowSeconds, consume) {
@@ -181,10 +183,7 @@ const rateLimiter = {
 
   /** Clears the window of `identifier` for `action` (in Redis and in the local fallback). */
   async reset(identifier, action) {
-    if ((typeof identifier !== 'string' && typeof identifier !== 'number') || identifier === '') {
-      throw new TypeError('rateLimiter: identifier must be a non-empty string or a number')
-    }
-    if (typeof action !== 'string' || action === '') throw new TypeError('rateLimiter: action must be a non-empty string')
+    checkIdentity(identifier, action)
     const key = RedisKeys.ratelimit.key(action, identifier)
     localWindows.delete(key)
     return (await request(Op.CALL, 'UNLINK', [key])) > 0
@@ -192,7 +191,7 @@ const rateLimiter = {
 
   /** Sets what `action` does while Redis cannot answer: `'open'`, `'closed'` or `'local'`. */
   setFailurePolicy(action, policy) {
-    if (typeof action !== 'string' || action === '') throw new TypeError('rateLimiter: action must be a non-empty string')
+    checkAction(action)
     if (!POLICIES.has(policy)) throw new TypeError(`rateLimiter: the failure policy must be 'open', 'closed' or 'local', got ${String(policy)}`)
     failurePolicies.set(action, policy)
   },

@@ -17,24 +17,27 @@ function script(name) {
   return entry
 }
 
-/** Runs the script `name` with `keys` and `args`; resolves its reply. */
-async function runScript(name, keys, args) {
-  const entry = script(name)
-  const rest = [entry.sha, keys.length]
-  for (let i = 0; i < keys.length; i++) rest.push(keys[i])
-  for (let i = 0; i < args.length; i++) rest.push(args[i])
+/**
+ * Runs a script with `rest` = [its sha, numkeys, ...keys, ...args]: EVALSHA,
+ * and EVAL with the source (which also loads it) when the server answers NOSCRIPT.
+ */
+async function evalScript(entry, rest) {
   try {
     return await request(Op.CALL, 'EVALSHA', rest)
   } catch (error) {
-    if (!isNoScript(error)) throw error
+    if (error === null || typeof error !== 'object' || error.code !== 'NOSCRIPT') throw error
     rest[0] = entry.source
     return request(Op.CALL, 'EVAL', rest)
   }
 }
 
-/** The server does not know the script (yet): run it with EVAL, which also loads it. */
-function isNoScript(error) {
-  return error !== null && typeof error === 'object' && error.code === 'NOSCRIPT'
+/** Runs the script `name` with `keys` and `args`; resolves its reply. */
+function runScript(name, keys, args) {
+  const entry = script(name)
+  const rest = [entry.sha, keys.length]
+  for (let i = 0; i < keys.length; i++) rest.push(keys[i])
+  for (let i = 0; i < args.length; i++) rest.push(args[i])
+  return evalScript(entry, rest)
 }
 
-module.exports = { runScript, script, isNoScript }
+module.exports = { runScript, script, evalScript }
