@@ -1,21 +1,12 @@
 'use strict'
 // cacheService against a private redis-server.
 const { AsyncLocalStorage } = require('node:async_hooks')
-const Redis = require('ioredis')
 const { RedisServer } = require('./support/redis-server.js')
-const { redis, useRedis, runNode } = require('./support/client.js')
+const { redis, useRedis, runNode, useRedisWithInspector } = require('./support/client.js')
 
 const { cacheService, RedisKeys, RedisTTL } = redis
-let inspector
+const inspector = useRedisWithInspector()
 
-beforeAll(async () => {
-  await useRedis()
-  inspector = new Redis(process.env.REDIS_URL)
-})
-afterAll(async () => {
-  inspector.disconnect()
-  await redis.closeRedisConnection()
-})
 beforeEach(() => cacheService.resetStats())
 
 // The application's database in the seed's examples (not Redis): a tiny in-memory stand-in.

@@ -1,26 +1,16 @@
 'use strict'
 // Locks against a private redis-server.
 const { AsyncLocalStorage } = require('node:async_hooks')
-const Redis = require('ioredis')
 // The CRC16 hash-slot function ioredis's cluster client uses (a dependency of ioredis).
 const clusterKeySlot = require(require.resolve('cluster-key-slot', { paths: [require.resolve('ioredis')] }))
 const { RedisServer } = require('./support/redis-server.js')
-const { redis, useRedis, runNode, ROOT, commandsSentDuring } = require('./support/client.js')
+const { redis, useRedis, runNode, ROOT, commandsSentDuring, useRedisWithInspector, sleep } = require('./support/client.js')
 
 const { acquireLock, releaseLock, extendLock, withLock, LockNotAcquiredError, LockLostError, RedisKeys } = redis
-let inspector
+const inspector = useRedisWithInspector()
 let unique = 0
 const key = (name) => `lock:test:${name}-${process.pid}-${++unique}`
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
-beforeAll(async () => {
-  await useRedis()
-  inspector = new Redis(process.env.REDIS_URL)
-})
-afterAll(async () => {
-  inspector.disconnect()
-  await redis.closeRedisConnection()
-})
 
 test("the seed's example 3 runs as written", async () => {
   const runId = `run-${process.pid}`

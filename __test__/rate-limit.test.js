@@ -1,24 +1,14 @@
 'use strict'
 // rateLimiter against a private redis-server.
-const Redis = require('ioredis')
 const { RedisServer } = require('./support/redis-server.js')
-const { redis, useRedis, runNode, ROOT, commandsSentDuring } = require('./support/client.js')
+const { redis, useRedis, runNode, ROOT, commandsSentDuring, useRedisWithInspector, sleep } = require('./support/client.js')
 
 const { rateLimiter, RateLimitConfig, rateLimitHeaders, RedisKeys } = redis
-let inspector
+const inspector = useRedisWithInspector()
 let unique = 0
 /** A fresh identifier per test, so windows never carry over. */
 const id = (name) => `${name}-${process.pid}-${++unique}`
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
-beforeAll(async () => {
-  await useRedis()
-  inspector = new Redis(process.env.REDIS_URL)
-})
-afterAll(async () => {
-  inspector.disconnect()
-  await redis.closeRedisConnection()
-})
 
 test("the seed's example 2 runs as written (and denies past the limit)", async () => {
   const NextResponse = { json: (body, init) => ({ body, status: init.status }) }

@@ -3,7 +3,7 @@
 // `node cache-worker.js <client> <op> <concurrency> <seconds> <url>`
 // client: addon (cacheService) | ioredis | ioredis-auto (the same cache written on
 // ioredis: JSON.stringify + SET EX, GET + JSON.parse); op: get | set | getOrSet (warm key).
-const { closedLoop } = require('./lib.js')
+const { runWorker } = require('./lib.js')
 
 /** A realistic ~1 KB user profile. */
 const profile = {
@@ -24,8 +24,7 @@ const profile = {
   preferences: { emails: true, theme: 'dark', locale: 'en-US' },
 }
 
-async function main() {
-  const [clientName, opName, concurrency, seconds, url] = process.argv.slice(2)
+runWorker(async ({ clientName, opName, url }) => {
   const key = 'cache:user:bench'
   const loader = async () => profile
   let ops
@@ -63,12 +62,5 @@ async function main() {
     }
     close = () => client.quit()
   }
-  const result = await closedLoop(ops[opName], { concurrency: Number(concurrency), seconds: Number(seconds) })
-  await close()
-  console.log(JSON.stringify({ client: clientName, op: opName, concurrency: Number(concurrency), ...result }))
-}
-
-main().catch((error) => {
-  console.error(error)
-  process.exit(1)
+  return { op: ops[opName], close }
 })

@@ -1,10 +1,9 @@
 'use strict'
 // One measurement in its own process: `node client-worker.js <client> <op> <concurrency> <seconds> <url>`.
 // client: addon | ioredis | ioredis-auto; op: get | set.
-const { closedLoop } = require('./lib.js')
+const { runWorker } = require('./lib.js')
 
-async function main() {
-  const [clientName, opName, concurrency, seconds, url] = process.argv.slice(2)
+runWorker(async ({ clientName, opName, url }) => {
   const key = 'bench:raw:key'
   const value = 'x'.repeat(64)
   let op
@@ -23,12 +22,5 @@ async function main() {
     op = opName === 'get' ? () => client.get(key) : () => client.set(key, value)
     close = () => client.quit()
   }
-  const result = await closedLoop(op, { concurrency: Number(concurrency), seconds: Number(seconds) })
-  await close()
-  console.log(JSON.stringify({ client: clientName, op: opName, concurrency: Number(concurrency), ...result }))
-}
-
-main().catch((error) => {
-  console.error(error)
-  process.exit(1)
+  return { op, close }
 })

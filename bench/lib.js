@@ -67,4 +67,23 @@ function runChild(script, args, env = {}) {
   })
 }
 
-module.exports = { closedLoop, runChild }
+/**
+ * The body of every worker: `node <worker> <client> <op> <concurrency> <seconds> <url>`.
+ * `setup({ clientName, opName, concurrency, url })` resolves `{ op, close }`; the
+ * closed loop's figures are printed as one JSON line for run.js.
+ */
+function runWorker(setup) {
+  const [clientName, opName, concurrency, seconds, url] = process.argv.slice(2)
+  const main = async () => {
+    const { op, close } = await setup({ clientName, opName, concurrency: Number(concurrency), url })
+    const result = await closedLoop(op, { concurrency: Number(concurrency), seconds: Number(seconds) })
+    await close()
+    console.log(JSON.stringify({ client: clientName, op: opName, concurrency: Number(concurrency), ...result }))
+  }
+  main().catch((error) => {
+    console.error(error)
+    process.exit(1)
+  })
+}
+
+module.exports = { closedLoop, runChild, runWorker }

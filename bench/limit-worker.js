@@ -6,14 +6,13 @@
 // Each call picks one of 10,000 identifiers, limit 100 a minute.
 const fs = require('node:fs')
 const path = require('node:path')
-const { closedLoop } = require('./lib.js')
+const { runWorker } = require('./lib.js')
 
 const IDENTIFIERS = 10000
 const LIMIT = 100
 const WINDOW_SECONDS = 60
 
-async function main() {
-  const [clientName, , concurrency, seconds, url] = process.argv.slice(2)
+runWorker(async ({ clientName, url }) => {
   const run = `${process.pid}`
   let n = 0
   const nextId = () => `bench-${run}-${(n++ * 7919) % IDENTIFIERS}`
@@ -45,12 +44,5 @@ async function main() {
     }
     close = () => client.quit()
   }
-  const result = await closedLoop(op, { concurrency: Number(concurrency), seconds: Number(seconds) })
-  await close()
-  console.log(JSON.stringify({ client: clientName, op: 'checkLimit', concurrency: Number(concurrency), ...result }))
-}
-
-main().catch((error) => {
-  console.error(error)
-  process.exit(1)
+  return { op, close }
 })

@@ -7,11 +7,10 @@
 const fs = require('node:fs')
 const path = require('node:path')
 const { randomBytes } = require('node:crypto')
-const { closedLoop } = require('./lib.js')
+const { runWorker } = require('./lib.js')
 
-async function main() {
-  const [clientName, , concurrency, seconds, url] = process.argv.slice(2)
-  const free = Array.from({ length: Number(concurrency) }, (_, i) => `lock:bench:${process.pid}:${i}`)
+runWorker(async ({ clientName, concurrency, url }) => {
+  const free = Array.from({ length: concurrency }, (_, i) => `lock:bench:${process.pid}:${i}`)
   const fn = async () => {}
   let withKey
   let close
@@ -46,12 +45,5 @@ async function main() {
       free.push(key)
     }
   }
-  const result = await closedLoop(op, { concurrency: Number(concurrency), seconds: Number(seconds) })
-  await close()
-  console.log(JSON.stringify({ client: clientName, op: 'withLock', concurrency: Number(concurrency), ...result }))
-}
-
-main().catch((error) => {
-  console.error(error)
-  process.exit(1)
+  return { op, close }
 })

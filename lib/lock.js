@@ -117,10 +117,21 @@ async function acquireLock(key, ttlSeconds = 300, options = {}) {
   const ttlMs = checkTtl(ttlSeconds)
   const retries = checkCount(options.retries, 'retries', 0)
   const retryDelayMs = checkCount(options.retryDelayMs, 'retryDelayMs', 100)
+  return acquireUntil(key, ttlMs, retryDelayMs, (attempt) => (attempt < retries ? retryDelayMs : 0))
+}
+
+/**
+ * Tries to take `key` until it is ours or `nextWait(attempts so far)` says to
+ * stop (0): the Lock, or null. Waits are about `retryDelayMs` with jitter,
+ * never longer than `nextWait` allows.
+ */
+async function acquireUntil(key, ttlMs, retryDelayMs, nextWait) {
   for (let attempt = 0; ; attempt++) {
     const lock = await tryAcquire(key, ttlMs)
-    if (lock !== null || attempt >= retries) return lock
-    await sleep(jittered(retryDelayMs))
+    if (lock !== null) return lock
+    const allowed = nextWait(attempt)
+    if (allowed <= 0) return null
+    await sleep(Math.min(allowed, jittered(retryDelayMs)))
   }
 }
 
@@ -146,13 +157,9 @@ async function extendLock(lock, ttlSeconds) {
 /** Acquires `key` within `waitMs`, or rejects with LockNotAcquiredError. */
 async function acquireWithin(key, ttlMs, waitMs, retryDelayMs) {
   const deadline = Date.now() + waitMs
-  for (;;) {
-    const lock = await tryAcquire(key, ttlMs)
-    if (lock !== null) return lock
-    const left = deadline - Date.now()
-    if (left <= 0) throw new LockNotAcquiredError(key, waitMs)
-    await sleep(Math.min(left, jittered(retryDelayMs)))
-  }
+  const lock = await acquireUntil(key, ttlMs, retryDelayMs, () => deadline - Date.now())
+  if (lock === null) throw new LockNotAcquiredError(key, waitMs)
+  return lock
 }
 
 // ── withLock's lease keeper ──────────────────────────────────────────────────

@@ -20,6 +20,8 @@ const ALERT_THRESHOLDS = Object.freeze({
   /** Command errors above this fraction of commands. */
   maxErrorRate: 0.01,
 })
+/** Every alert getRedisMetrics can raise (each is a `redis_alert{name}` series, 0 or 1). */
+const ALERT_NAMES = ['lowCacheHitRate', 'lowServerHitRate', 'highMemory', 'highLatency', 'highErrorRate', 'connectedClientsGrowing']
 /** Lookups needed before a hit rate is judged (a handful of misses after a deploy is not an alert). */
 const MIN_LOOKUPS = 100
 
@@ -169,14 +171,15 @@ function alertsFor(metrics) {
  * when Redis cannot be reached (use checkRedisHealth for a probe that never does).
  */
 async function getRedisMetrics() {
-  const info = parseInfo(await request(Op.CALL, 'INFO', ['everything']))
+  // Both in the same tick: one batch, one round trip.
+  const [infoText, db] = await Promise.all([request(Op.CALL, 'INFO', ['everything']), request(Op.CALL, 'DBSIZE', [])])
+  const info = parseInfo(infoText)
   const server = info.server || {}
   const mem = info.memory || {}
   const st = info.stats || {}
   const cl = info.clients || {}
   const keyspace = parseKeyspace(info.keyspace)
   const totalKeys = Object.values(keyspace).reduce((sum, db) => sum + db.keys, 0)
-  const db = await request(Op.CALL, 'DBSIZE', [])
   const distribution = await keyDistribution(db)
 
   const maxmemory = Number(mem.maxmemory || 0)
@@ -292,9 +295,8 @@ function toPrometheus(m) {
     [{ quantile: '0.99' }, m.client.latencyP99Ms / 1000],
   ])
   metric('redis_client_reconnects_total', 'counter', 'Reconnections of this process.', one(m.client.reconnects))
-  const alertNames = ['lowCacheHitRate', 'lowServerHitRate', 'highMemory', 'highLatency', 'highErrorRate', 'connectedClientsGrowing']
   metric('redis_alert', 'gauge', 'Alerts from the thresholds (1 firing, 0 not).',
-    alertNames.map((name) => [{ name }, m.alerts.some((a) => a.name === name) ? 1 : 0]))
+    ALERT_NAMES.map((name) => [{ name }, m.alerts.some((a) => a.name === name) ? 1 : 0]))
   return lines.join('\n') + '\n'
 }
 

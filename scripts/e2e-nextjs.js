@@ -7,12 +7,12 @@
 //   npm run e2e:nextjs
 'use strict'
 
-const { spawn, spawnSync } = require('node:child_process')
+const { spawn } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
 const Redis = require('ioredis')
 const { RedisServer, freePort } = require('../__test__/support/redis-server.js')
-const { packTarballs } = require('./pack.js')
+const { packTarballs, run } = require('./pack.js')
 
 const ROOT = path.resolve(__dirname, '..')
 const APP = path.join(ROOT, 'examples', 'nextjs')
@@ -28,11 +28,11 @@ function check(condition, what, detail = '') {
 }
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
 
-function run(command, args, options = {}) {
+/** Runs a build step in the app with its output shown, and says how long it took. */
+function step(command, args, options = {}) {
   const t = Date.now()
-  const result = spawnSync(command, args, { cwd: APP, stdio: 'inherit', ...options })
-  if (result.status !== 0) throw new Error(`${command} ${args.join(' ')} failed with ${result.status}`)
-  console.log(`  (${command} ${args[0]}${args[1] ? ` ${args[1]}` : ''}: ${((Date.now() - t) / 1000).toFixed(1)} s)`)
+  run(command, args, { cwd: APP, stdio: 'inherit', ...options })
+  console.log(`  (${path.basename(args[0] || command)} ${args[1] || ''}: ${((Date.now() - t) / 1000).toFixed(1)} s)`)
 }
 
 /** Starts `next <mode>` on a free port; resolves { child, base, output() } once it answers. */
@@ -84,9 +84,11 @@ async function main() {
   // node_modules to Node's require (serverExternalPackages).
   console.log('e2e:nextjs — pack and install')
   const { rootTgz, platformTgz } = packTarballs(path.join(ROOT, '.tmp', 'pack'))
-  run('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', '--no-save', platformTgz, rootTgz])
+  step('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', '--no-save', platformTgz, rootTgz])
   console.log('e2e:nextjs — next build')
-  run(process.execPath, [NEXT, 'build'], { env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1' } })
+  // A fresh build: an earlier run's `next dev` output (.next/dev) would be type-checked with it.
+  fs.rmSync(path.join(APP, '.next'), { recursive: true, force: true })
+  step(process.execPath, [NEXT, 'build'], { env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1' } })
 
   const server = await new RedisServer().start()
   const admin = new Redis(server.url)

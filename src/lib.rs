@@ -67,5 +67,5 @@ pub fn bullmq_connection() -> napi::Result<BullMqConnection> {
 /// The key prefix in force (`keyPrefix` / `REDIS_KEY_PREFIX`).
 #[napi]
 pub fn key_prefix() -> napi::Result<String> {
-  Ok(String::from_utf8_lossy(&client::effective_config()?.key_prefix).into_owned())
+  Ok(String::from_utf8_lossy(&client::key_prefix()?).into_owned())
 }

@@ -13,6 +13,24 @@ async function useRedis(options = {}) {
   return redis.getRedisClient()
 }
 
+/**
+ * For a test file: points the client at the test server before its tests and
+ * closes it after; returns an independent ioredis connection to inspect the
+ * server with (it connects on first use, and is closed after the file).
+ */
+function useRedisWithInspector() {
+  const Redis = require('ioredis')
+  const inspector = new Redis(process.env.REDIS_URL, { lazyConnect: true })
+  beforeAll(() => useRedis())
+  afterAll(async () => {
+    inspector.disconnect()
+    await redis.closeRedisConnection()
+  })
+  return inspector
+}
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
 /** Polls `check` until it returns truthy or `timeoutMs` passes. */
 async function waitFor(check, timeoutMs = 10000, intervalMs = 20) {
   const deadline = Date.now() + timeoutMs
@@ -70,4 +88,4 @@ async function commandsSentDuring(fn) {
   }
 }
 
-module.exports = { ROOT, redis, useRedis, waitFor, runNode, commandsSentDuring }
+module.exports = { ROOT, redis, useRedis, useRedisWithInspector, sleep, waitFor, runNode, commandsSentDuring }
