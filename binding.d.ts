@@ -14,11 +14,18 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
  * of them share the process-wide client.
  */
 export declare class Channel {
+  /** A detached channel: `attach(wake)` before the first submit. */
+  constructor()
   /**
    * `wake` is called (with no arguments, never keeping the process alive)
    * when replies are waiting; it should call `drain()`.
    */
-  constructor(wake: WakeFn)
+  attach(wake: WakeFn): void
+  /**
+   * Releases the wake function (after a close with nothing pending), so that
+   * no threadsafe function outlives the connection; `attach` starts again.
+   */
+  detach(): void
   /**
    * Submits `count` entries of `meta` (see the module docs). Never throws for
    * one bad request: that request fails alone.
@@ -28,6 +35,9 @@ export declare class Channel {
    * Hands reading of the current plain-TCP connection to this JS thread:
    * returns a reader with the socket's descriptor for `net.Socket({ fd })`,
    * or null when there is nothing to take over (already taken, TLS, Windows).
+   * The environment (thread) that adopts reading hands it back to the tokio
+   * reader when it goes away (a worker thread that exits or is terminated),
+   * so requests of other threads never wait on a reader that is gone.
    */
   adoptReader(): SocketReader | null
   /**
@@ -90,17 +100,26 @@ export interface CommandFigures {
 /** This process's command counts and latency quantiles, from the histogram kept in Rust. */
 export declare function commandMetrics(): CommandFigures
 
+/**
+ * Whether `options` would give a configuration other than the one in force
+ * (the open client's, else the next one's).
+ */
+export declare function configDiffers(options: RedisOptions): boolean
+
 /** Stores options for the client; refused once a client with other options is open. */
 export declare function configure(options: RedisOptions): void
 
-/** The client's connection status (`idle` before the first command). */
+/**
+ * The client's connection status (`idle` before the first command, `closed`
+ * after `closeRedisConnection()` until the next command).
+ */
 export declare function connectionStatus(): ConnectionStatus
 
 /** The client's connection status. */
 export interface ConnectionStatus {
   /** `idle`, `connecting`, `ready`, `reconnecting` or `closed`. */
   state: string
-  /** How many times the connection was made again after it was lost or failed. */
+  /** Connection attempts after the first one (failed attempts included). */
   reconnects: number
   /** The last connection error, with any password removed; null when none. */
   lastError?: string
@@ -136,6 +155,15 @@ export declare function keyScheme(): Array<KeyBuilderInfo>
 
 export declare function knownCommands(): Array<string>
 
+/** The op codes (`Op`), for the JS layer. */
+export declare const OP_CALL: number
+
+export declare const OP_CALL_BUFFER: number
+
+export declare const OP_CLOSE: number
+
+export declare const OP_SCAN: number
+
 /** Default TTL per prefix (`[prefix, seconds | null]`), for `RedisTTL.<family>.default`. */
 export declare function prefixTtls(): Array<[string, number | undefined | null]>
 
@@ -163,6 +191,20 @@ export interface RedisOptions {
   /** TLS settings (used with `rediss://`). */
   tls?: TlsOptions
 }
+
+/**
+ * Request flags, or-ed into the op code (`op | flags`).
+ * The caller has a degraded answer for a failure (a cache miss, a rate-limit
+ * failure policy, an unhealthy probe): while a lost connection is being made
+ * again, fail at once instead of waiting for it.
+ */
+export declare const REQUEST_DEGRADED: number
+
+/**
+ * The package's own EVALSHA, which falls back to EVAL by itself: a `NOSCRIPT`
+ * reply is not counted as a failed command.
+ */
+export declare const REQUEST_SCRIPT_PROBE: number
 
 /** Sets the command figures back to zero. */
 export declare function resetCommandMetrics(): void

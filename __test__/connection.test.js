@@ -58,18 +58,27 @@ describe('lazy start', () => {
 })
 
 describe('failing fast', () => {
-  test('a first command against a dead port rejects promptly with a connection error', async () => {
+  test('against a dead port a command waits for a connection within its timeout, never longer; degraded answers come at once', async () => {
     const port = await freePort()
-    const client = await useRedis({ url: `redis://127.0.0.1:${port}`, retryBaseDelayMs: 100 })
+    const client = await useRedis({ url: `redis://127.0.0.1:${port}`, retryBaseDelayMs: 100, commandTimeoutMs: 600 })
+    const events = []
+    const unsubscribe = redis.onRedisEvent((e) => events.push(e))
     const started = Date.now()
     const error = await client.ping().catch((e) => e)
-    expect(Date.now() - started).toBeLessThan(1000)
+    const waited = Date.now() - started
+    unsubscribe()
+    expect(waited).toBeGreaterThanOrEqual(550)
+    expect(waited).toBeLessThan(600 * 1.25)
     expect(error).toBeInstanceOf(RedisConnectionError)
-    expect(error.message).toMatch(/refused/i)
+    expect(error.message).toMatch(/PING was not sent: no connection within 600 ms .*refused/i)
     expect(redis.getConnectionStatus().lastError).toMatch(/refused/i)
-    // while backing off, commands fail at once instead of piling up
+    // while it waited, attempts came at most 4 base delays (400 ms) apart: several of them
+    expect(events.filter((e) => e.type === 'error').length).toBeGreaterThanOrEqual(3)
+    expect(Math.max(...events.filter((e) => e.type === 'reconnecting').map((e) => e.delayMs))).toBeLessThanOrEqual(400)
+    // a request with a degraded answer (a cache read, a health probe) does not wait
     const again = Date.now()
-    await expect(client.get('k')).rejects.toBeInstanceOf(RedisConnectionError)
+    expect(await redis.cacheService.get('k')).toBeNull()
+    expect((await redis.checkRedisHealth()).healthy).toBe(false)
     expect(Date.now() - again).toBeLessThan(200)
   })
 
@@ -115,8 +124,10 @@ describe('reconnecting', () => {
       expect(events.map((e) => e.type)).toEqual(['connect', 'ready'])
 
       await server.stop()
+      // not written before the loss: it waits for a connection within its timeout, then fails unsent
       const error = await client.incr('replayed').catch((e) => e)
       expect(error).toBeInstanceOf(RedisConnectionError)
+      expect(error.message).toMatch(/INCR was not sent/)
       await waitFor(() => events.some((e) => e.type === 'reconnecting'))
       const status = redis.getConnectionStatus()
       expect(status.state).toBe('reconnecting')
@@ -130,7 +141,10 @@ describe('reconnecting', () => {
 
       await server.start()
       await waitFor(() => redis.getConnectionStatus().state === 'ready', 10000)
-      expect(redis.getConnectionStatus().reconnects).toBe(1)
+      // reconnects counts every attempt after the loss, the failed ones too
+      const failedAttempts = events.filter((e) => e.type === 'reconnecting').length
+      expect(failedAttempts).toBeGreaterThanOrEqual(1)
+      expect(redis.getConnectionStatus().reconnects).toBe(failedAttempts + 1)
       expect(events.slice(-2).map((e) => e.type)).toEqual(['connect', 'ready'])
       expect(await client.get('before')).toBeNull() // a fresh server: it keeps nothing
       expect(await client.get('replayed')).toBeNull() // the failed INCR was never run later
@@ -219,7 +233,7 @@ describe('closing and reuse', () => {
     const results = await Promise.allSettled(inFlight)
     await closed
     expect(results.every((r) => r.status === 'fulfilled')).toBe(true)
-    expect(redis.getConnectionStatus().state).toBe('idle')
+    expect(redis.getConnectionStatus().state).toBe('closed')
     await redis.closeRedisConnection()
     await redis.closeRedisConnection()
     // reuse: the next command connects again with the same configuration
@@ -227,10 +241,14 @@ describe('closing and reuse', () => {
     expect(redis.getConnectionStatus().state).toBe('ready')
   })
 
-  test('configureRedis: validated, refused while a client with other options is open, allowed after close', async () => {
+  test('configureRedis: validated, refused after the first command (whatever the options), allowed after close', async () => {
     const client = await useRedis()
-    await client.ping()
-    expect(() => redis.configureRedis({ url: process.env.REDIS_URL })).not.toThrow() // same options: no-op
+    const first = client.ping() // made, not flushed yet: the configuration is already in use
+    expect(() => redis.configureRedis({ url: process.env.REDIS_URL, commandTimeoutMs: 999 })).toThrow(
+      /before the first command/,
+    )
+    await first
+    expect(() => redis.configureRedis({ url: process.env.REDIS_URL })).toThrow(/before the first command/)
     expect(() => redis.configureRedis({ url: process.env.REDIS_URL, commandTimeoutMs: 999 })).toThrow(
       /before the first command/,
     )
@@ -240,8 +258,11 @@ describe('closing and reuse', () => {
     expect(() => redis.configureRedis({ retryBaseDelayMs: 500, retryMaxDelayMs: 100 })).toThrow(TypeError)
     expect(() => redis.configureRedis('redis://x')).toThrow(TypeError)
     await redis.closeRedisConnection()
+    expect(redis.getConnectionStatus().state).toBe('closed')
     expect(() => redis.configureRedis({ url: process.env.REDIS_URL, commandTimeoutMs: 999 })).not.toThrow()
-    expect(await client.ping()).toBe('PONG')
+    expect(redis.getConnectionStatus().state).toBe('closed')
+    expect(await client.ping()).toBe('PONG') // the next command starts a new connection
+    expect(redis.getConnectionStatus().state).toBe('ready')
   })
 
   test('cluster mode is refused with a clear error rather than silently ignored', async () => {
@@ -301,12 +322,16 @@ describe('hot reload', () => {
       expect(new Set(modules).size).toBe(3) // three evaluations of the JS module
       await modules[0].closeRedisConnection()
       for (const m of modules) {
-        m.configureRedis({ url: server.url }) // a re-evaluated module configures again: allowed
+        // a re-evaluated module configuring what is in force changes nothing: allowed
+        m.configureRedis({ url: server.url })
         expect(await m.getRedisClient().ping()).toBe('PONG')
       }
       await Promise.all(modules.map((m) => m.getRedisClient().set('hot', 'reload')))
       const clients = server.cli('CLIENT', 'LIST').split('\n').filter((line) => !line.includes('cmd=client'))
       expect(clients).toHaveLength(1)
+      // but not other options, nor the same module twice
+      expect(() => modules[1].configureRedis({ url: server.url, commandTimeoutMs: 999 })).toThrow(/before the first command/)
+      expect(() => modules[0].configureRedis({ url: server.url })).toThrow(/before the first command/)
     } finally {
       await redis.closeRedisConnection()
       await server.stop()

@@ -178,16 +178,31 @@ describe('with Redis away', () => {
     await server.stop()
     rateLimiter.setFailurePolicy('upload', 'open')
     rateLimiter.setFailurePolicy('message', 'open')
+    rateLimiter.setFailurePolicy('login', 'open')
     await useRedis()
   })
 
-  test("'open' allows (degraded), 'closed' denies, 'local' (login's default) holds the line, and none rejects", async () => {
-    expect(rateLimiter.getFailurePolicy('api')).toBe('open')
-    expect(rateLimiter.getFailurePolicy('login')).toBe('local')
+  test("'open' (every action's default, login's too) allows, 'closed' denies, 'local' holds the line, and none rejects", async () => {
+    for (const action of Object.keys(RateLimitConfig)) expect(rateLimiter.getFailurePolicy(action)).toBe('open')
+    const who = id('away')
+    await server.stop()
+    // fail-open by default for login too, as the seed has it: 20 concurrent logins are all allowed
+    const logins = await Promise.all(Array.from({ length: 20 }, () => rateLimiter.checkLimit(who, 'login')))
+    expect(logins.every((r) => r.allowed && r.degraded)).toBe(true)
+    await server.start()
+    rateLimiter.setFailurePolicy('login', 'local') // what the docs recommend
     rateLimiter.setFailurePolicy('upload', 'closed')
     rateLimiter.setFailurePolicy('message', 'local')
-    const who = id('away')
-    expect((await rateLimiter.checkLimit(who, 'login')).degraded).toBe(false) // Redis is up
+    const up = async () => {
+      for (let i = 0; i < 100; i++) {
+        const r = await rateLimiter.checkLimit(id('up'), 'api')
+        if (!r.degraded) return r
+        await sleep(50)
+      }
+      return null
+    }
+    expect(await up()).not.toBeNull() // Redis is up again
+    expect((await rateLimiter.checkLimit(who, 'login')).degraded).toBe(false)
     await server.stop()
 
     const open = await rateLimiter.checkLimit(who, 'api')

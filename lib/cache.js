@@ -4,7 +4,7 @@
 // against ~4 N-API calls per property), and the JSON text crosses the batched
 // boundary as one argument; the TTL rules and the key scheme are Rust's.
 
-const { runtime, native, Op } = require('./runtime.js')
+const { runtime, native, Op, Flag, invalid, checkName } = require('./runtime.js')
 const { RedisKeys } = require('./keys.js')
 const { randomBytes } = require('node:crypto')
 const { getRedisClient } = require('./client.js')
@@ -80,32 +80,38 @@ async function loadAndStore(key, loader, ttlSeconds) {
   return value
 }
 
+/** The longest explicit TTL: a larger one is almost surely milliseconds passed as seconds. */
+const MAX_TTL_SECONDS = 365 * 24 * 3600
+
 function checkKey(key, what = 'key') {
-  if (typeof key !== 'string' || key.length === 0) {
-    throw new TypeError(`cacheService: ${what} must be a non-empty string`)
-  }
+  checkName(key, `cacheService: ${what}`)
 }
 
 /** JSON text of `value`, or a TypeError for what JSON cannot represent. */
 function encode(key, value) {
   if (value === undefined || typeof value === 'function' || typeof value === 'symbol') {
-    throw new TypeError(`cacheService.set(${key}): ${typeof value} cannot be stored as JSON`)
+    throw invalid(`cacheService.set(${key}): ${typeof value} cannot be stored as JSON`)
   }
   let text
   try {
     text = JSON.stringify(value)
   } catch (error) {
-    throw new TypeError(`cacheService.set(${key}): the value cannot be stored as JSON (${error.message})`)
+    throw invalid(`cacheService.set(${key}): the value cannot be stored as JSON (${error.message})`)
   }
-  if (text === undefined) throw new TypeError(`cacheService.set(${key}): the value cannot be stored as JSON`)
+  if (text === undefined) throw invalid(`cacheService.set(${key}): the value cannot be stored as JSON`)
   return text
 }
 
 /** The TTL for a write: the explicit one, or the default of the key's prefix (0 = no expiry). */
 function ttlFor(key, ttlSeconds) {
   if (ttlSeconds === undefined || ttlSeconds === null) return native.defaultTtl(key)
-  if (!Number.isInteger(ttlSeconds) || ttlSeconds < 0) {
-    throw new TypeError(`cacheService: ttlSeconds must be a non-negative integer (0 = no expiry), got ${ttlSeconds}`)
+  if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds < 0) {
+    throw invalid(`cacheService: ttlSeconds must be a whole number of seconds, 0 (no expiry) or more, got ${String(ttlSeconds)}`)
+  }
+  if (ttlSeconds > MAX_TTL_SECONDS) {
+    throw invalid(
+      `cacheService: ttlSeconds is in seconds; ${ttlSeconds} s is more than one year (${MAX_TTL_SECONDS} s), the longest cache TTL allowed`,
+    )
   }
   return ttlSeconds
 }
@@ -142,7 +148,8 @@ const cacheService = {
     checkKey(key)
     let text
     try {
-      text = await request(Op.CALL, 'GET', [key])
+      // DEGRADED: while the connection is re-made this answers at once (a miss).
+      text = await request(Op.CALL | Flag.DEGRADED, 'GET', [key])
     } catch (error) {
       if (error instanceof TypeError) throw error
       stats.misses++
@@ -196,12 +203,12 @@ const cacheService = {
 
   /** The values of `keys` in order (null for misses), in one round trip. */
   async mget(keys) {
-    if (!Array.isArray(keys)) throw new TypeError('cacheService.mget(keys): keys must be an array')
+    if (!Array.isArray(keys)) throw invalid('cacheService.mget(keys): keys must be an array')
     if (keys.length === 0) return []
     keys.forEach((k) => checkKey(k))
     let texts
     try {
-      texts = await request(Op.CALL, 'MGET', keys)
+      texts = await request(Op.CALL | Flag.DEGRADED, 'MGET', keys)
     } catch (error) {
       stats.misses += keys.length
       stats.errors++
@@ -217,10 +224,10 @@ const cacheService = {
    */
   async mset(entries, ttlSeconds) {
     const pairs = Array.isArray(entries) ? entries : entries && typeof entries === 'object' ? Object.entries(entries) : null
-    if (pairs === null) throw new TypeError('cacheService.mset(entries): entries must be [key, value] pairs or an object')
+    if (pairs === null) throw invalid('cacheService.mset(entries): entries must be [key, value] pairs or an object')
     // Encode everything first: nothing is sent when one value is bad.
     const commands = pairs.map((pair) => {
-      if (!Array.isArray(pair) || pair.length !== 2) throw new TypeError('cacheService.mset: each entry must be [key, value]')
+      if (!Array.isArray(pair) || pair.length !== 2) throw invalid('cacheService.mset: each entry must be [key, value]')
       const [key, value] = pair
       checkKey(key)
       return setArgs(key, encode(key, value), ttlFor(key, ttlSeconds))
@@ -288,7 +295,7 @@ const cacheService = {
    */
   async getOrSet(key, loader, ttlSeconds) {
     checkKey(key)
-    if (typeof loader !== 'function') throw new TypeError('cacheService.getOrSet(key, loader): loader must be a function')
+    if (typeof loader !== 'function') throw invalid('cacheService.getOrSet(key, loader): loader must be a function')
     if (ttlSeconds !== undefined) ttlFor(key, ttlSeconds) // validate before anything is sent
     const cached = await cacheService.get(key)
     if (cached !== null) return cached

@@ -3,7 +3,7 @@
 // the raw escape hatch, status, events and shutdown. All of it talks to the
 // one process-wide Rust client through the batched boundary in runtime.js.
 
-const { Op, runtime, native, nativeCall } = require('./runtime.js')
+const { Op, runtime, native, nativeCall, invalid } = require('./runtime.js')
 
 const { request } = runtime
 const NO_ARGS = []
@@ -23,37 +23,57 @@ const MS_OPTIONS = ['connectTimeoutMs', 'commandTimeoutMs', 'retryBaseDelayMs', 
 
 /**
  * Configures the process-wide client. Optional; call it before the first
- * command. Calling it again while a client with other options is open throws;
- * after `closeRedisConnection()` it may be called again.
+ * command. Once a command has started the client it throws (whatever the
+ * options), until `closeRedisConnection()`; then it may be called again.
  */
 function configureRedis(options = {}) {
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-    throw new TypeError('configureRedis(options): options must be an object')
+    throw invalid('configureRedis(options): options must be an object')
   }
   for (const name of Object.keys(options)) {
-    if (!OPTION_NAMES.has(name)) throw new TypeError(`configureRedis: unknown option "${name}"`)
+    if (!OPTION_NAMES.has(name)) throw invalid(`configureRedis: unknown option "${name}"`)
   }
   for (const name of MS_OPTIONS) {
     const v = options[name]
     if (v !== undefined && !(Number.isInteger(v) && v > 0 && v <= 0x7fffffff)) {
-      throw new TypeError(`configureRedis: ${name} must be a positive integer number of milliseconds`)
+      throw invalid(`configureRedis: ${name} must be a positive integer number of milliseconds`)
     }
   }
   if (options.maxRetries !== undefined && !(Number.isInteger(options.maxRetries) && options.maxRetries >= 0)) {
-    throw new TypeError('configureRedis: maxRetries must be a non-negative integer')
+    throw invalid('configureRedis: maxRetries must be a non-negative integer')
   }
   for (const name of ['url', 'keyPrefix']) {
     if (options[name] !== undefined && typeof options[name] !== 'string') {
-      throw new TypeError(`configureRedis: ${name} must be a string`)
+      throw invalid(`configureRedis: ${name} must be a string`)
     }
   }
   if (options.cluster !== undefined && typeof options.cluster !== 'boolean') {
-    throw new TypeError('configureRedis: cluster must be a boolean')
+    throw invalid('configureRedis: cluster must be a boolean')
   }
   if (options.tls !== undefined && (options.tls === null || typeof options.tls !== 'object')) {
-    throw new TypeError('configureRedis: tls must be an object { caFile?, rejectUnauthorized? }')
+    throw invalid('configureRedis: tls must be an object { caFile?, rejectUnauthorized? }')
+  }
+  // Resolves (and so validates) the options first: bad input is a TypeError in any state.
+  const differs = nativeCall(() => native.configDiffers(options))
+  const fresh = !configuredHere
+  configuredHere = true
+  const { state } = native.connectionStatus()
+  if (runtime.isStarted() || (state !== 'idle' && state !== 'closed')) {
+    // A module evaluated again (Next.js dev hot reload, jest.isolateModules)
+    // that configures what is already in force changes nothing: allowed.
+    if (fresh && !differs) return
+    throw usageError('configureRedis() must be called before the first command, or after closeRedisConnection()')
   }
   nativeCall(() => native.configure(options))
+}
+
+/** Whether this evaluation of the module has called configureRedis already. */
+let configuredHere = false
+
+function usageError(message) {
+  const error = new Error(message)
+  error.code = 'ECONFIGURED'
+  return error
 }
 
 /** `{ state, reconnects, lastError }` of the process-wide client. */
@@ -68,7 +88,7 @@ function getConnectionStatus() {
  * process alive.
  */
 function onRedisEvent(listener) {
-  if (typeof listener !== 'function') throw new TypeError('onRedisEvent(listener): listener must be a function')
+  if (typeof listener !== 'function') throw invalid('onRedisEvent(listener): listener must be a function')
   runtime.listeners.add(listener)
   return function unsubscribe() {
     runtime.listeners.delete(listener)
@@ -77,7 +97,9 @@ function onRedisEvent(listener) {
 
 /** Waits for the commands in flight, then closes the connection. Idempotent; the next command connects again. */
 function closeRedisConnection() {
-  return request(Op.CLOSE, undefined, NO_ARGS).then(() => undefined)
+  return request(Op.CLOSE, undefined, NO_ARGS).then(() => {
+    runtime.release()
+  })
 }
 
 /** Connection options for BullMQ (`new Queue(name, { connection, prefix: 'jobs' })`). */
@@ -95,7 +117,7 @@ function getBullMQConnection() {
 
 function checkCommand(command) {
   if (typeof command !== 'string' || command.length === 0) {
-    throw new TypeError('a Redis command name must be a non-empty string')
+    throw invalid('a Redis command name must be a non-empty string')
   }
 }
 
@@ -144,7 +166,7 @@ class RedisClient {
   /** Runs any command: `call('HSET', key, field, value)`. Bulk replies are strings. */
   call(command, ...args) {
     if (typeof command !== 'string' || command.length === 0) {
-      return Promise.reject(new TypeError('a Redis command name must be a non-empty string'))
+      return Promise.reject(invalid('a Redis command name must be a non-empty string'))
     }
     return request(Op.CALL, command, args)
   }
@@ -152,7 +174,7 @@ class RedisClient {
   /** Like `call`, with bulk replies as Buffers (binary-safe). */
   callBuffer(command, ...args) {
     if (typeof command !== 'string' || command.length === 0) {
-      return Promise.reject(new TypeError('a Redis command name must be a non-empty string'))
+      return Promise.reject(invalid('a Redis command name must be a non-empty string'))
     }
     return request(Op.CALL_BUFFER, command, args)
   }
@@ -173,9 +195,9 @@ class RedisClient {
    * `match` is written without `keyPrefix`, and the keys come back without it.
    */
   scan({ match = '*', count = 100, type } = {}) {
-    if (typeof match !== 'string' || match.length === 0) throw new TypeError('scan: match must be a non-empty string')
-    if (!(Number.isInteger(count) && count > 0)) throw new TypeError('scan: count must be a positive integer')
-    if (type !== undefined && typeof type !== 'string') throw new TypeError('scan: type must be a string')
+    if (typeof match !== 'string' || match.length === 0) throw invalid('scan: match must be a non-empty string')
+    if (!(Number.isInteger(count) && count > 0)) throw invalid('scan: count must be a positive integer')
+    if (type !== undefined && typeof type !== 'string') throw invalid('scan: type must be a string')
     const args = [match, String(count), type ?? '']
     return {
       async *[Symbol.asyncIterator]() {

@@ -3,14 +3,32 @@
 // (src/keys.rs): every builder calls into Rust, which validates the id and
 // escapes it so that an id is always data, never a pattern.
 
-const { native, nativeCall } = require('./runtime.js')
+const { native, nativeCall, invalid } = require('./runtime.js')
+
+/** A lone surrogate would reach Rust as U+FFFD and two ids would share one key. */
+function wellFormed(id, what) {
+  if (typeof id === 'string' && !id.isWellFormed()) {
+    throw invalid(`RedisKeys.${what}: the id is not well-formed UTF-16 (it holds a lone surrogate)`)
+  }
+}
 
 function makeBuilder(index, maxArgs, family, name) {
+  const what = `${family}.${name}`
   let builder
   if (maxArgs === 0) builder = () => nativeCall(() => native.buildKey(index))
-  else if (maxArgs === 1) builder = (id) => nativeCall(() => native.buildKey(index, id))
-  else builder = (a, b) => nativeCall(() => native.buildKey(index, a, b))
-  Object.defineProperty(builder, 'name', { value: `${family}.${name}` })
+  else if (maxArgs === 1) {
+    builder = (id) => {
+      wellFormed(id, what)
+      return nativeCall(() => native.buildKey(index, id))
+    }
+  } else {
+    builder = (a, b) => {
+      wellFormed(a, what)
+      wellFormed(b, what)
+      return nativeCall(() => native.buildKey(index, a, b))
+    }
+  }
+  Object.defineProperty(builder, 'name', { value: what })
   return builder
 }
 

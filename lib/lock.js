@@ -5,7 +5,7 @@
 // context (AsyncLocalStorage) is still there inside it.
 
 const { randomFillSync } = require('node:crypto')
-const { native, nativeCall, RedisError } = require('./runtime.js')
+const { native, nativeCall, RedisError, invalid, checkName } = require('./runtime.js')
 const { runScript } = require('./scripts.js')
 
 const asyncDispose = Symbol.asyncDispose || Symbol.for('nodejs.asyncDispose')
@@ -68,27 +68,34 @@ function newToken() {
 }
 
 function checkKey(key) {
-  if (typeof key !== 'string' || key.length === 0) throw new TypeError('lock: key must be a non-empty string')
+  checkName(key, 'lock: key')
 }
 
+/** The longest lease: a larger one is almost surely milliseconds passed as seconds. */
+const MAX_LEASE_SECONDS = 24 * 3600
+
+/** A lease in whole seconds (1 s to 24 h), as milliseconds. */
 function checkTtl(ttlSeconds) {
-  if (typeof ttlSeconds !== 'number' || !Number.isFinite(ttlSeconds) || ttlSeconds <= 0) {
-    throw new TypeError(`lock: ttlSeconds must be a positive number, got ${String(ttlSeconds)}`)
+  if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds <= 0) {
+    throw invalid(`lock: ttlSeconds must be a whole number of seconds, 1 or more, got ${String(ttlSeconds)}`)
   }
-  const ms = Math.round(ttlSeconds * 1000)
-  if (ms < 1) throw new TypeError('lock: ttlSeconds must be at least 0.001')
-  return ms
+  if (ttlSeconds > MAX_LEASE_SECONDS) {
+    throw invalid(
+      `lock: ttlSeconds is in seconds; ${ttlSeconds} s is more than 24 hours (${MAX_LEASE_SECONDS} s), the longest lease allowed`,
+    )
+  }
+  return ttlSeconds * 1000
 }
 
 function checkCount(value, name, fallback) {
   if (value === undefined) return fallback
-  if (!Number.isSafeInteger(value) || value < 0) throw new TypeError(`lock: ${name} must be a non-negative integer`)
+  if (!Number.isSafeInteger(value) || value < 0) throw invalid(`lock: ${name} must be a non-negative integer`)
   return value
 }
 
 function checkLock(lock) {
   if (!lock || typeof lock.key !== 'string' || typeof lock.token !== 'string') {
-    throw new TypeError('lock: pass a Lock returned by acquireLock')
+    throw invalid('lock: pass a Lock returned by acquireLock')
   }
 }
 
@@ -261,7 +268,7 @@ class Lease {
  */
 async function withLock(key, fn, ttlSeconds = 300, options = {}) {
   checkKey(key)
-  if (typeof fn !== 'function') throw new TypeError('withLock(key, fn): fn must be a function')
+  if (typeof fn !== 'function') throw invalid('withLock(key, fn): fn must be a function')
   const ttlMs = checkTtl(ttlSeconds)
   const waitMs = checkCount(options.waitMs, 'waitMs', 0)
   const retryDelayMs = checkCount(options.retryDelayMs, 'retryDelayMs', 50)

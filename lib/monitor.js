@@ -3,7 +3,7 @@
 // process's command figures from the histogram kept in Rust, alerts from the
 // seed's thresholds, and the two Next.js App Router handlers.
 
-const { runtime, native, Op } = require('./runtime.js')
+const { runtime, native, Op, Flag, invalid } = require('./runtime.js')
 const { getRedisClient, getConnectionStatus } = require('./client.js')
 const { cacheService } = require('./cache.js')
 
@@ -52,7 +52,8 @@ async function checkRedisHealth(options = {}) {
   const timeoutMs = options.timeoutMs ?? HEALTH_TIMEOUT_MS
   const started = performance.now()
   try {
-    const reply = await within(request(Op.CALL, 'PING', []), timeoutMs, 'Redis PING')
+    // DEGRADED: while the connection is re-made the probe answers at once.
+    const reply = await within(request(Op.CALL | Flag.DEGRADED, 'PING', []), timeoutMs, 'Redis PING')
     const latencyMs = Math.round((performance.now() - started) * 100) / 100
     if (reply !== 'PONG') throw new Error(`unexpected PING reply ${String(reply)}`)
     return { healthy: true, latencyMs, status: getConnectionStatus().state }
@@ -62,6 +63,7 @@ async function checkRedisHealth(options = {}) {
       latencyMs: Math.round((performance.now() - started) * 100) / 100,
       status: getConnectionStatus().state,
       error: (error && error.message) || String(error),
+      code: (error && error.code) || 'ERROR',
     }
   }
 }
@@ -309,38 +311,71 @@ function json(body, status) {
   })
 }
 
-/** `GET /api/health/redis`: 200 with the health as JSON when healthy, 503 when not. */
-async function redisHealthHandler() {
-  const health = await checkRedisHealth()
-  return json(health, health.healthy ? 200 : 503)
+/** What the public health endpoint says of a failure: never a host, port or user. */
+const PUBLIC_REASONS = {
+  ETIMEDOUT: 'Redis did not answer in time',
+  EAUTH: 'Redis refused the credentials',
+  ECONNECTION: 'Redis is unreachable',
+  ECLOSED: 'the Redis client is closed',
 }
 
 /**
- * A `GET` handler for `/api/admin/redis/metrics`. A request without credentials
- * (no `Authorization` or `Cookie` header) gets 401; `authorize(request)` (may be
- * async) decides the rest: false → 403. JSON by default; `?format=prometheus`
- * gives the Prometheus text format. 503 when Redis cannot be reached.
+ * `GET /api/health/redis`: 200 `{ healthy: true, status, latencyMs }`, or 503
+ * with `healthy: false` and a generic reason. The endpoint is public, so its
+ * body never names the Redis host, port or user: the details are in
+ * `getRedisMetrics()` / `getConnectionStatus().lastError`, behind `authorize`.
+ */
+async function redisHealthHandler() {
+  const health = await checkRedisHealth()
+  if (health.healthy) return json({ healthy: true, status: health.status, latencyMs: health.latencyMs }, 200)
+  return json(
+    {
+      healthy: false,
+      status: 'unhealthy',
+      latencyMs: health.latencyMs,
+      error: PUBLIC_REASONS[health.code] || 'Redis is not healthy',
+    },
+    503,
+  )
+}
+
+/**
+ * `authorize(request)` alone decides (it may be async, and may look at any
+ * header, a query token or the client's address): truthy → null (go on);
+ * falsy → 401 with `WWW-Authenticate` when the request carried no
+ * credentials (no `Authorization` or `Cookie` header), else 403; a throw → 403.
+ */
+async function authorizationRefusal(authorize, request) {
+  let allowed
+  try {
+    allowed = Boolean(await authorize(request))
+  } catch {
+    return json({ error: 'Forbidden' }, 403)
+  }
+  if (allowed) return null
+  const headers = request.headers
+  if (!headers.get('authorization') && !headers.get('cookie')) {
+    return new Response(JSON.stringify({ error: 'Authentication required' }), {
+      status: 401,
+      headers: { 'content-type': 'application/json; charset=utf-8', 'www-authenticate': 'Bearer', 'cache-control': 'no-store' },
+    })
+  }
+  return json({ error: 'Forbidden' }, 403)
+}
+
+/**
+ * A `GET` handler for `/api/admin/redis/metrics`, guarded by `authorize(request)`
+ * (see authorizationRefusal). JSON by default; `?format=prometheus` gives the
+ * Prometheus text format. 503 when Redis cannot be reached.
  */
 function createRedisMetricsHandler(options = {}) {
   const { authorize } = options
   if (typeof authorize !== 'function') {
-    throw new TypeError('createRedisMetricsHandler({ authorize }): authorize(request) must be a function')
+    throw invalid('createRedisMetricsHandler({ authorize }): authorize(request) must be a function')
   }
   return async function GET(request) {
-    const headers = request.headers
-    if (!headers.get('authorization') && !headers.get('cookie')) {
-      return new Response(JSON.stringify({ error: 'Authentication required' }), {
-        status: 401,
-        headers: { 'content-type': 'application/json; charset=utf-8', 'www-authenticate': 'Bearer' },
-      })
-    }
-    let allowed = false
-    try {
-      allowed = await authorize(request)
-    } catch {
-      allowed = false
-    }
-    if (!allowed) return json({ error: 'Forbidden' }, 403)
+    const refusal = await authorizationRefusal(authorize, request)
+    if (refusal !== null) return refusal
     let metrics
     try {
       metrics = await getRedisMetrics()

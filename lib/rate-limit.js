@@ -5,7 +5,7 @@
 
 const { RedisKeys } = require('./keys.js')
 const { script, evalScript } = require('./scripts.js')
-const { runtime, Op } = require('./runtime.js')
+const { runtime, Op, Flag, invalid } = require('./runtime.js')
 
 const { request } = runtime
 
@@ -22,8 +22,12 @@ const RateLimitConfig = {
 }
 
 const POLICIES = new Set(['open', 'closed', 'local'])
-/** What each action does while Redis cannot answer; `login` holds the line locally. */
-const failurePolicies = new Map([['login', 'local']])
+/**
+ * What each action does while Redis cannot answer: fail-open for every action
+ * unless set (the seed's behaviour); `setFailurePolicy('login', 'local')` is
+ * recommended where brute force matters more than availability.
+ */
+const failurePolicies = new Map()
 const DEFAULT_POLICY = 'open'
 /**
  * Milliseconds from the decision to resetAt, on the clock that decided (the
@@ -35,18 +39,18 @@ const CLOSED_RETRY_MS = 1000
 
 function checkPositiveInteger(value, name) {
   if (!Number.isSafeInteger(value) || value <= 0) {
-    throw new TypeError(`rateLimiter: ${name} must be a positive integer, got ${String(value)}`)
+    throw invalid(`rateLimiter: ${name} must be a positive integer, got ${String(value)}`)
   }
 }
 
 function checkAction(action) {
-  if (typeof action !== 'string' || action === '') throw new TypeError('rateLimiter: action must be a non-empty string')
+  if (typeof action !== 'string' || action === '') throw invalid('rateLimiter: action must be a non-empty string')
 }
 
 /** Refuses an empty or non-string identifier or action. */
 function checkIdentity(identifier, action) {
   if ((typeof identifier !== 'string' && typeof identifier !== 'number') || identifier === '') {
-    throw new TypeError('rateLimiter: identifier must be a non-empty string or a number')
+    throw invalid('rateLimiter: identifier must be a non-empty string or a number')
   }
   checkAction(action)
 }
@@ -57,12 +61,12 @@ function resolve(identifier, action, limit, windowSeconds) {
   const config = Object.prototype.hasOwnProperty.call(RateLimitConfig, action) ? RateLimitConfig[action] : undefined
   if (limit === undefined || limit === null) {
     if (config === undefined) {
-      throw new TypeError(`rateLimiter: unknown action '${action}': pass a limit and a window, or add it to RateLimitConfig`)
+      throw invalid(`rateLimiter: unknown action '${action}': pass a limit and a window, or add it to RateLimitConfig`)
     }
     limit = config.limit
   }
   if (windowSeconds === undefined || windowSeconds === null) {
-    if (config === undefined) throw new TypeError(`rateLimiter: unknown action '${action}': pass windowSeconds too`)
+    if (config === undefined) throw invalid(`rateLimiter: unknown action '${action}': pass windowSeconds too`)
     windowSeconds = config.windowSeconds
   }
   checkPositiveInteger(limit, 'limit')
@@ -148,7 +152,8 @@ const slidingWindow = script('slidingWindow')
 
 /** Runs the sliding-window script (its arguments built in place: this is the hot path). */
 function runWindow(call, consume) {
-  return evalScript(slidingWindow, [slidingWindow.sha, 1, call.key, call.limit, call.windowMs, consume ? 1 : 0])
+  // DEGRADED: while the connection is re-made the failure policy answers at once.
+  return evalScript(slidingWindow, [slidingWindow.sha, 1, call.key, call.limit, call.windowMs, consume ? 1 : 0], Flag.DEGRADED)
 }
 
 async function decide(identifier, action, limit, windowSeconds, consume) {
@@ -192,11 +197,11 @@ const rateLimiter = {
   /** Sets what `action` does while Redis cannot answer: `'open'`, `'closed'` or `'local'`. */
   setFailurePolicy(action, policy) {
     checkAction(action)
-    if (!POLICIES.has(policy)) throw new TypeError(`rateLimiter: the failure policy must be 'open', 'closed' or 'local', got ${String(policy)}`)
+    if (!POLICIES.has(policy)) throw invalid(`rateLimiter: the failure policy must be 'open', 'closed' or 'local', got ${String(policy)}`)
     failurePolicies.set(action, policy)
   },
 
-  /** The failure policy of `action` (`'open'` unless set; `login` is `'local'`). */
+  /** The failure policy of `action` (`'open'` unless set). */
   getFailurePolicy(action) {
     return failurePolicies.get(action) || DEFAULT_POLICY
   },
@@ -209,7 +214,7 @@ const rateLimiter = {
  */
 function rateLimitHeaders(result) {
   if (!result || typeof result !== 'object' || typeof result.limit !== 'number' || !(result.resetAt instanceof Date)) {
-    throw new TypeError('rateLimitHeaders(result): pass the result of checkLimit or getStatus')
+    throw invalid('rateLimitHeaders(result): pass the result of checkLimit or getStatus')
   }
   // A policy name is a structured-field string: printable ASCII, quotes and backslashes escaped.
   const name = `"${String(result.action || 'default').replace(/[^\x20-\x7e]/g, '').replace(/["\\]/g, '\\$&')}"`

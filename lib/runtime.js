@@ -7,10 +7,33 @@
 // alive exactly as long as it has work in flight.
 
 const net = require('node:net')
+const { isMainThread } = require('node:worker_threads')
 const native = require('../binding.js')
 
-/** Request kinds understood by `Channel.submit` (see src/boundary.rs). */
-const Op = Object.freeze({ CALL: 1, CALL_BUFFER: 2, SCAN: 3, CLOSE: 4 })
+/** Request kinds understood by `Channel.submit`, from the binding (src/boundary.rs). */
+const Op = Object.freeze({ CALL: native.OP_CALL, CALL_BUFFER: native.OP_CALL_BUFFER, SCAN: native.OP_SCAN, CLOSE: native.OP_CLOSE })
+/**
+ * Flags or-ed into an op: `DEGRADED` fails at once while a lost connection is
+ * re-made (the caller has a degraded answer: a miss, a failure policy);
+ * `SCRIPT_PROBE` marks the package's own EVALSHA, whose NOSCRIPT is handled.
+ */
+const Flag = Object.freeze({ DEGRADED: native.REQUEST_DEGRADED, SCRIPT_PROBE: native.REQUEST_SCRIPT_PROBE })
+
+/** A `TypeError` with `code: 'EINVALID'`: bad input, refused before anything is sent. */
+function invalid(message) {
+  const error = new TypeError(message)
+  error.code = 'EINVALID'
+  return error
+}
+
+/**
+ * Refuses a key or id that is not a non-empty, well-formed string (a lone
+ * surrogate would reach Redis as U+FFFD and collide with other ids).
+ */
+function checkName(value, what) {
+  if (typeof value !== 'string' || value.length === 0) throw invalid(`${what} must be a non-empty string`)
+  if (!value.isWellFormed()) throw invalid(`${what} is not well-formed UTF-16 (it holds a lone surrogate)`)
+}
 
 /** Base class of every error this package rejects with. */
 class RedisError extends Error {
@@ -68,11 +91,8 @@ function failure(kind, message) {
       return new RedisAuthError(message)
     case 5:
       return new RedisClosedError(message)
-    default: {
-      const error = new TypeError(message)
-      error.code = 'EINVALID'
-      return error
-    }
+    default:
+      return invalid(message)
   }
 }
 
@@ -81,11 +101,8 @@ function nativeCall(fn) {
   try {
     return fn()
   } catch (error) {
-    if (error && error.code === 'InvalidArg') {
-      const typeError = new TypeError(error.message)
-      typeError.code = 'EINVALID'
-      throw typeError
-    }
+    if (error && error.code === 'InvalidArg') throw invalid(error.message)
+    if (error instanceof TypeError && error.code === undefined) error.code = 'EINVALID'
     throw error
   }
 }
@@ -120,11 +137,18 @@ function createRuntime() {
   const inExtras = []
 
   const listeners = new Set()
-  const useJsReader = process.platform !== 'win32' && process.env.YG_REDIS_JS_READER !== '0'
+  // Only the main thread reads the socket itself: a worker thread's event loop
+  // may be busy for long stretches (that is what workers are for), and every
+  // thread's replies would wait on it. Elsewhere the Rust thread reads.
+  const useJsReader = process.platform !== 'win32' && process.env.YG_REDIS_JS_READER !== '0' && isMainThread
   const keepAlive = setInterval(() => {}, 1 << 30)
   keepAlive.unref()
 
-  const channel = new native.Channel(wake)
+  // The channel's wake function (a threadsafe function) exists only while the
+  // client is in use: attached on the first flush, released after a close with
+  // nothing pending, so a closed client leaves no handle behind.
+  const channel = new native.Channel()
+  let attached = false
 
   function settle(id, kind, value) {
     const resolve = resolvers[id]
@@ -310,6 +334,10 @@ function createRuntime() {
     outLength = 0
     outText = ''
     outBuffers = []
+    if (!attached) {
+      channel.attach(wake)
+      attached = true
+    }
     if (adoptable) {
       adoptable = false
       adoptReader()
@@ -336,6 +364,7 @@ function createRuntime() {
   /** Writes one argument; returns a description of it when it cannot be sent. */
   function writeArgument(value) {
     if (typeof value === 'string') {
+      if (!value.isWellFormed()) return 'a string that is not well-formed UTF-16 (a lone surrogate)'
       outMeta[outLength++] = value.length
       outText += value
     } else if (typeof value === 'number') {
@@ -351,7 +380,11 @@ function createRuntime() {
     return null
   }
 
+  /** A command was made since the last close: the configuration is in use. */
+  let started = false
+
   function enqueue(op, first, rest, resolve, reject) {
+    if (op !== Op.CLOSE) started = true
     const argc = (first === undefined ? 0 : 1) + rest.length
     reserve(3 + argc)
     const start = outLength
@@ -369,9 +402,7 @@ function createRuntime() {
       outText = textBefore
       outBuffers.length = buffersBefore
       const name = typeof first === 'string' ? `${first.toUpperCase()}: ` : ''
-      const error = new TypeError(`${name}${bad}; pass a string, a number or a Buffer`)
-      error.code = 'EINVALID'
-      reject(error)
+      reject(invalid(`${name}${bad}; pass a string, a number or a Buffer`))
       return
     }
     const id = freeIds.length > 0 ? freeIds.pop() : resolvers.length
@@ -387,12 +418,22 @@ function createRuntime() {
     }
   }
 
-  /** Sends one request; `first` (optional) and `rest` are its arguments. */
+  /** Sends one request; `first` (optional) and `rest` are its arguments; `op` may carry `Flag`s. */
   function request(op, first, rest) {
     return new Promise((resolve, reject) => enqueue(op, first, rest, resolve, reject))
   }
 
-  return { request, listeners, native, readerStats }
+  /** After a close: releases the wake function when nothing is pending or about to be sent. */
+  function release() {
+    if (pending === 0 && !flushScheduled) started = false
+    if (attached && pending === 0 && !flushScheduled) {
+      forgetReader()
+      channel.detach()
+      attached = false
+    }
+  }
+
+  return { request, release, isStarted: () => started, listeners, native, readerStats }
 }
 
 // One runtime per process, kept on globalThis so that a module evaluated again
@@ -403,9 +444,12 @@ const runtime = globalThis[RUNTIME_KEY] || (globalThis[RUNTIME_KEY] = createRunt
 
 module.exports = {
   Op,
+  Flag,
   runtime,
   native,
   nativeCall,
+  invalid,
+  checkName,
   RedisError,
   ReplyError,
   RedisTimeoutError,

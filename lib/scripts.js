@@ -3,7 +3,7 @@
 // the batched boundary, and EVAL (which loads the script) once when the
 // server does not know it yet (a new or flushed server).
 
-const { runtime, native, Op } = require('./runtime.js')
+const { runtime, native, Op, Flag } = require('./runtime.js')
 
 const { request } = runtime
 const scripts = new Map()
@@ -19,15 +19,17 @@ function script(name) {
 
 /**
  * Runs a script with `rest` = [its sha, numkeys, ...keys, ...args]: EVALSHA,
- * and EVAL with the source (which also loads it) when the server answers NOSCRIPT.
+ * and EVAL with the source (which also loads it) when the server answers
+ * NOSCRIPT — a reply handled here, so not counted as a failed command.
+ * `flags` (e.g. `Flag.DEGRADED`) go with both requests.
  */
-async function evalScript(entry, rest) {
+async function evalScript(entry, rest, flags = 0) {
   try {
-    return await request(Op.CALL, 'EVALSHA', rest)
+    return await request(Op.CALL | Flag.SCRIPT_PROBE | flags, 'EVALSHA', rest)
   } catch (error) {
     if (error === null || typeof error !== 'object' || error.code !== 'NOSCRIPT') throw error
     rest[0] = entry.source
-    return request(Op.CALL, 'EVAL', rest)
+    return request(Op.CALL | flags, 'EVAL', rest)
   }
 }
 

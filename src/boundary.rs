@@ -49,9 +49,30 @@ enum Op {
   Close = 4,
 }
 
+/// Request flags, or-ed into the op code (`op | flags`).
+/// The caller has a degraded answer for a failure (a cache miss, a rate-limit
+/// failure policy, an unhealthy probe): while a lost connection is being made
+/// again, fail at once instead of waiting for it.
+#[napi]
+pub const REQUEST_DEGRADED: i32 = 16;
+/// The package's own EVALSHA, which falls back to EVAL by itself: a `NOSCRIPT`
+/// reply is not counted as a failed command.
+#[napi]
+pub const REQUEST_SCRIPT_PROBE: i32 = 32;
+/// The op codes (`Op`), for the JS layer.
+#[napi]
+pub const OP_CALL: i32 = 1;
+#[napi]
+pub const OP_CALL_BUFFER: i32 = 2;
+#[napi]
+pub const OP_SCAN: i32 = 3;
+#[napi]
+pub const OP_CLOSE: i32 = 4;
+const OP_MASK: i32 = 15;
+
 impl Op {
   fn from_code(code: i32) -> Option<Self> {
-    Some(match code {
+    Some(match code & OP_MASK {
       1 => Op::Call,
       2 => Op::CallBuffer,
       3 => Op::Scan,
@@ -243,7 +264,9 @@ type WakeFn = ThreadsafeFunction<(), Unknown<'static>, (), Status, false, true>;
 
 pub struct ChannelInner {
   queue: Mutex<Queue>,
-  wake: WakeFn,
+  /// Wakes the JS thread; `None` while the channel is detached (after a close),
+  /// so that a closed client leaves no handle behind.
+  wake: Mutex<Option<WakeFn>>,
   /// The key prefix SCAN replies are stripped of.
   scan_prefix: Mutex<Vec<u8>>,
 }
@@ -255,13 +278,20 @@ impl ChannelInner {
     queue.arena.extend_from_slice(&batch.arena);
     batch.arena.clear();
     if !queue.woken {
-      queue.woken = true;
-      drop(queue);
-      self.wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
+      let wake = self.wake.lock().unwrap();
+      if let Some(wake) = wake.as_ref() {
+        queue.woken = true;
+        drop(queue);
+        wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
+      }
     }
   }
 
+  /// Events go to attached channels only: a detached one has nobody waiting.
   pub fn push_event(&self, event: RedisEvent) {
+    if self.wake.lock().unwrap().is_none() {
+      return;
+    }
     let mut batch = Batch::default();
     batch.extra(-1.0, Extra::Event(event));
     self.append(&mut batch);
@@ -292,10 +322,9 @@ pub struct Channel {
 
 #[napi]
 impl Channel {
-  /// `wake` is called (with no arguments, never keeping the process alive)
-  /// when replies are waiting; it should call `drain()`.
+  /// A detached channel: `attach(wake)` before the first submit.
   #[napi(constructor)]
-  pub fn new(wake: WakeFn) -> Self {
+  pub fn new() -> Self {
     let inner = Arc::new(ChannelInner {
       queue: Mutex::new(Queue {
         entries: VecDeque::new(),
@@ -303,7 +332,7 @@ impl Channel {
         head: 0,
         woken: false,
       }),
-      wake,
+      wake: Mutex::new(None),
       scan_prefix: Mutex::new(Vec::new()),
     });
     events::subscribe(Arc::downgrade(&inner));
@@ -311,6 +340,28 @@ impl Channel {
       inner,
       scratch: Mutex::new(Default::default()),
     }
+  }
+
+  /// `wake` is called (with no arguments, never keeping the process alive)
+  /// when replies are waiting; it should call `drain()`.
+  #[napi]
+  pub fn attach(&self, wake: WakeFn) {
+    let mut queue = self.inner.queue.lock().unwrap();
+    *self.inner.wake.lock().unwrap() = Some(wake);
+    if !queue.entries.is_empty() && !queue.woken {
+      queue.woken = true;
+      if let Some(wake) = self.inner.wake.lock().unwrap().as_ref() {
+        wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
+      }
+    }
+  }
+
+  /// Releases the wake function (after a close with nothing pending), so that
+  /// no threadsafe function outlives the connection; `attach` starts again.
+  #[napi]
+  pub fn detach(&self) {
+    let wake = self.inner.wake.lock().unwrap().take();
+    drop(wake);
   }
 
   /// Submits `count` entries of `meta` (see the module docs). Never throws for
@@ -328,6 +379,15 @@ impl Channel {
     let prefix: Vec<u8> = client.as_ref().map(|c| c.config.key_prefix.clone()).unwrap_or_default();
     let deadline = Instant::now() + client.as_ref().map(|c| c.config.command_timeout).unwrap_or_default();
     let fast = client.as_ref().is_ok_and(|c| !c.config.is_tls());
+    let direct = match &client {
+      Ok(c) if fast => c.ready_fast(),
+      _ => None,
+    };
+    // Requests with a degraded answer fail at once while the connection is re-made.
+    let unreachable = match &client {
+      Ok(c) if direct.is_none() && c.is_reconnecting() => Some(c.reconnecting_failure()),
+      _ => None,
+    };
     let mut staged = Staged::default();
     let mut pending: Vec<Pending> = Vec::new();
     let mut pipeline = redis::Pipeline::new();
@@ -337,7 +397,7 @@ impl Channel {
     let mut text_pos = 0usize;
     let mut i = 0usize;
     while i + 3 <= meta.len() {
-      let (id, op, argc) = (meta[i] as u32, meta[i + 1], meta[i + 2].max(0) as usize);
+      let (id, op_code, argc) = (meta[i] as u32, meta[i + 1], meta[i + 2].max(0) as usize);
       let lens = &meta[(i + 3).min(meta.len())..(i + 3 + argc).min(meta.len())];
       i += 3 + argc;
       args.bytes.clear();
@@ -353,7 +413,7 @@ impl Channel {
         }
         args.ranges.push(start..args.bytes.len());
       }
-      let Some(op) = Op::from_code(op) else {
+      let Some(op) = Op::from_code(op_code) else {
         staged.failure(&self.inner, id, &Failure::new(FailureKind::Invalid, "unknown request"));
         continue;
       };
@@ -362,6 +422,10 @@ impl Channel {
         continue;
       }
       if let Err(failure) = &client {
+        staged.failure(&self.inner, id, failure);
+        continue;
+      }
+      if let (Some(failure), true) = (&unreachable, op_code & REQUEST_DEGRADED != 0) {
         staged.failure(&self.inner, id, failure);
         continue;
       }
@@ -412,6 +476,7 @@ impl Channel {
           name,
           deadline,
           timed_out: false,
+          probe: op_code & REQUEST_SCRIPT_PROBE != 0,
         }),
         Err(failure) => staged.failure(&self.inner, id, &failure),
       }
@@ -424,26 +489,15 @@ impl Channel {
     staged.deliver();
     if let (Ok(client), false) = (&client, pending.is_empty()) {
       client.begin_requests(pending.len());
-      let direct = if fast { client.ready_fast() } else { None };
-      match direct {
-        Some(conn) => {
-          if let Err(requests) = conn.send(wire, pending) {
-            // The connection died under us: reconnect and fail these requests.
-            fail_pending(
-              client,
-              requests,
-              &Failure::new(FailureKind::Connection, "the connection to Redis was lost"),
-            );
-          }
-        }
-        None => {
-          let batch = if fast {
-            Outgoing::Wire(std::mem::take(wire))
-          } else {
-            Outgoing::Pipeline(pipeline)
-          };
-          client::RUNTIME.spawn(send_later(Arc::clone(client), batch, pending, deadline));
-        }
+      let unsent = match direct {
+        // Written here, on the caller's thread; given back when the connection
+        // died under us (nothing was written), to wait for the next one.
+        Some(conn) => conn.send(wire, pending).err().map(|requests| (Outgoing::Wire(wire.clone()), requests)),
+        None if fast => Some((Outgoing::Wire(std::mem::take(wire)), pending)),
+        None => Some((Outgoing::Pipeline(pipeline), pending)),
+      };
+      if let Some((batch, requests)) = unsent {
+        client::RUNTIME.spawn(send_later(Arc::clone(client), batch, requests, deadline));
       }
     }
     if !close_ids.is_empty() {
@@ -465,11 +519,29 @@ impl Channel {
   /// Hands reading of the current plain-TCP connection to this JS thread:
   /// returns a reader with the socket's descriptor for `net.Socket({ fd })`,
   /// or null when there is nothing to take over (already taken, TLS, Windows).
+  /// The environment (thread) that adopts reading hands it back to the tokio
+  /// reader when it goes away (a worker thread that exits or is terminated),
+  /// so requests of other threads never wait on a reader that is gone.
   #[napi]
-  pub fn adopt_reader(&self) -> Option<SocketReader> {
+  pub fn adopt_reader(&self, env: Env) -> Option<SocketReader> {
     let client = client::existing()?;
     let conn = client.ready_fast()?;
     let fd = conn.adopt_reader()?;
+    let weak = Arc::downgrade(&conn);
+    let handed_back = env.add_env_cleanup_hook(weak, |weak| {
+      if let Some(conn) = weak.upgrade() {
+        conn.release_reader();
+      }
+    });
+    if handed_back.is_err() {
+      // No way to hand reading back from this environment: do not take it.
+      conn.release_reader();
+      // SAFETY: `fd` is the descriptor adopt_reader just duplicated for us and
+      // nobody else owns it; closing it here is its only close.
+      #[cfg(unix)]
+      drop(unsafe { <std::net::TcpStream as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+      return None;
+    }
     Some(SocketReader {
       conn,
       client,
@@ -606,46 +678,69 @@ enum Outgoing {
 }
 
 /// Sends requests that were made while no connection was ready: waits for one
-/// (within the requests' deadline), then sends them once.
-async fn send_later(client: Arc<Client>, batch: Outgoing, pending: Vec<Pending>, deadline: Instant) {
-  let transport = match tokio::time::timeout_at(deadline, client.connection()).await {
-    Ok(Ok(transport)) => transport,
-    Ok(Err(failure)) => return fail_pending(&client, pending, &failure),
-    Err(_) => {
-      let timeout = client.config.command_timeout.as_millis();
-      monitor::record_failures(pending.len(), client.config.command_timeout);
-      let mut staged = Staged::default();
-      for p in &pending {
-        let message = format!(
+/// (within the requests' deadline), then sends them once. A connection that
+/// turns out dead before anything was written is waited past too.
+async fn send_later(client: Arc<Client>, batch: Outgoing, mut pending: Vec<Pending>, deadline: Instant) {
+  loop {
+    let transport = match tokio::time::timeout_at(deadline, client.connection(false)).await {
+      Ok(Ok(transport)) => transport,
+      Ok(Err(failure)) => return fail_pending(&client, pending, &failure),
+      Err(_) => return fail_unsent(&client, pending),
+    };
+    match (transport, &batch) {
+      (Transport::Fast(conn), Outgoing::Wire(bytes)) => match conn.send(bytes, pending) {
+        Ok(()) => return,
+        Err(requests) => {
+          // Nothing was written: wait for the next connection.
+          pending = requests;
+          let failure = Failure::new(FailureKind::Connection, "the connection to Redis was lost");
+          client.connection_failed(conn.generation, &failure);
+        }
+      },
+      (Transport::Multiplexed(conn, generation), Outgoing::Pipeline(pipeline)) => {
+        return run_pipeline(client, conn, generation, pipeline, pending, deadline).await
+      }
+      _ => {
+        return fail_pending(
+          &client,
+          pending,
+          &Failure::new(FailureKind::Connection, "the connection changed kind"),
+        )
+      }
+    }
+  }
+}
+
+/// Fails requests whose deadline passed before any connection could take them:
+/// a connection error while the server is unreachable, else a timeout. Either
+/// way the command was not sent, and never will be.
+fn fail_unsent(client: &Client, pending: Vec<Pending>) {
+  let timeout = client.config.command_timeout.as_millis();
+  monitor::record_failures(pending.len(), client.config.command_timeout);
+  let unreachable = client.unreachable();
+  let mut staged = Staged::default();
+  for p in &pending {
+    let failure = match &unreachable {
+      Some(last) => Failure::new(
+        last.kind,
+        format!(
+          "Redis command {} was not sent: no connection within {timeout} ms ({})",
+          p.name.as_str(),
+          last.message
+        ),
+      ),
+      None => Failure::new(
+        FailureKind::Timeout,
+        format!(
           "Redis command {} timed out after {timeout} ms waiting for a connection",
           p.name.as_str()
-        );
-        staged.failure(&p.channel, p.id, &Failure::new(FailureKind::Timeout, message));
-      }
-      staged.deliver();
-      client.end_requests(pending.len());
-      return;
-    }
-  };
-  match (transport, batch) {
-    (Transport::Fast(conn), Outgoing::Wire(bytes)) => {
-      if let Err(requests) = conn.send(&bytes, pending) {
-        fail_pending(
-          &client,
-          requests,
-          &Failure::new(FailureKind::Connection, "the connection to Redis was lost"),
-        );
-      }
-    }
-    (Transport::Multiplexed(conn, generation), Outgoing::Pipeline(pipeline)) => {
-      run_pipeline(client, conn, generation, pipeline, pending, deadline).await
-    }
-    _ => fail_pending(
-      &client,
-      pending,
-      &Failure::new(FailureKind::Connection, "the connection changed kind"),
-    ),
+        ),
+      ),
+    };
+    staged.failure(&p.channel, p.id, &failure);
   }
+  staged.deliver();
+  client.end_requests(pending.len());
 }
 
 /// Sends a pipeline on the redis-rs connection and stages every reply.
@@ -653,19 +748,23 @@ async fn run_pipeline(
   client: Arc<Client>,
   mut conn: redis::aio::MultiplexedConnection,
   generation: u64,
-  pipeline: redis::Pipeline,
+  pipeline: &redis::Pipeline,
   pending: Vec<Pending>,
   deadline: Instant,
 ) {
   let count = pending.len();
-  let outcome = tokio::time::timeout_at(deadline, conn.send_packed_commands(&pipeline, 0, count)).await;
+  let outcome = tokio::time::timeout_at(deadline, conn.send_packed_commands(pipeline, 0, count)).await;
   match outcome {
     Ok(Ok(values)) if values.len() == count => {
       let mut staged = Staged::default();
       let sent = deadline - client.config.command_timeout;
       let latency = Instant::now().saturating_duration_since(sent);
       for (p, value) in pending.iter().zip(values) {
-        monitor::record(latency, matches!(value, redis::Value::ServerError(_)));
+        let error_text = match &value {
+          redis::Value::ServerError(err) => Some(err.code().as_bytes()),
+          _ => None,
+        };
+        monitor::record(latency, p.counts_as_error(error_text));
         staged.value(&p.channel, p.id, p.mode, value);
       }
       staged.deliver();

@@ -2,10 +2,13 @@
 //! command, re-made in the background with exponential backoff and jitter after
 //! it is lost, and closed gracefully on request.
 //!
-//! A command never waits behind a reconnect it cannot see the end of: while an
-//! attempt is under way it waits for that attempt's outcome (bounded by its own
-//! timeout); while the client is backing off between attempts it fails at once
-//! with the last connection error. Nothing is ever queued to run later.
+//! A command that has not been written waits for a connection within its own
+//! deadline (`commandTimeoutMs`) and is never sent after it; while commands
+//! wait, attempts start at once and are at most `EAGER_DELAY_FACTOR` base
+//! delays apart. A request that asks for a degraded answer (a cache read, a
+//! rate-limit check, a health probe) fails at once while the connection is
+//! being re-made. Nothing is ever queued to run later, and nothing that was
+//! written is ever sent again.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -73,6 +76,33 @@ pub struct Client {
   /// Requests submitted and not yet settled, for the graceful close.
   in_flight: AtomicUsize,
   drained: tokio::sync::Notify,
+  /// Requests waiting for a connection: while there are any, attempts come quickly.
+  waiters: AtomicUsize,
+  /// A request began to wait while the loop backed off: try again now.
+  attempt_now: tokio::sync::Notify,
+  /// The server refused `CLIENT SETNAME` once: reported, and not asked again.
+  name_refused: AtomicBool,
+}
+
+/// While requests wait for a connection, reconnect attempts are at most this
+/// many `retryBaseDelayMs` apart (capped by `retryMaxDelayMs`).
+pub const EAGER_DELAY_FACTOR: u32 = 4;
+
+/// Counts a request as waiting for a connection while it lives.
+struct Waiting<'a>(&'a Client);
+
+impl<'a> Waiting<'a> {
+  fn new(client: &'a Client) -> Self {
+    client.waiters.fetch_add(1, Ordering::AcqRel);
+    client.attempt_now.notify_one();
+    Self(client)
+  }
+}
+
+impl Drop for Waiting<'_> {
+  fn drop(&mut self) {
+    self.0.waiters.fetch_sub(1, Ordering::AcqRel);
+  }
 }
 
 /// The client's status for `getConnectionStatus()`.
@@ -137,6 +167,9 @@ impl Client {
       last_failure: Mutex::new(None),
       in_flight: AtomicUsize::new(0),
       drained: tokio::sync::Notify::new(),
+      waiters: AtomicUsize::new(0),
+      attempt_now: tokio::sync::Notify::new(),
+      name_refused: AtomicBool::new(false),
     }))
   }
 
@@ -173,39 +206,98 @@ impl Client {
       .unwrap_or_else(|| Failure::new(FailureKind::Connection, "no connection to Redis"))
   }
 
-  /// The live connection, waiting for an attempt under way; fails at once
-  /// while backing off. The caller bounds the wait with its own timeout.
-  pub async fn connection(self: &Arc<Self>) -> Result<Transport, Failure> {
+  /// True while a lost connection is being made again (not before the first one).
+  pub fn is_reconnecting(&self) -> bool {
+    match &*self.phase.borrow() {
+      Phase::BackingOff => true,
+      Phase::Connecting => self.had_connection(),
+      Phase::Ready { transport: Transport::Fast(conn), .. } => conn.is_dead(),
+      _ => false,
+    }
+  }
+
+  /// The live connection. Waits for it (the caller bounds the wait with its
+  /// deadline) through attempts and backoff; fails at once when the client is
+  /// closed, when the last attempt failed for good (credentials, SELECT), or
+  /// when `maxRetries` attempts started for this request are spent. With
+  /// `degraded`, fails at once instead of waiting while a lost connection is
+  /// being made again (the first connection is still waited for).
+  pub async fn connection(self: &Arc<Self>, degraded: bool) -> Result<Transport, Failure> {
     let mut rx = self.phase.subscribe();
+    let mut started_loop = false;
+    let mut waiting = None;
     loop {
       let phase = rx.borrow_and_update().clone();
       match phase {
-        Phase::Ready { transport, .. } => return Ok(transport),
+        Phase::Ready { transport, generation } => {
+          let dead = matches!(&transport, Transport::Fast(conn) if conn.is_dead());
+          if !dead {
+            return Ok(transport);
+          }
+          // The socket died and its reader has not said so yet: say it for it.
+          let failure = Failure::new(FailureKind::Connection, "the connection to Redis was lost");
+          self.connection_failed(generation, &failure);
+          continue;
+        }
         Phase::Closed => return Err(Failure::new(FailureKind::Closed, "the Redis connection is closed")),
-        Phase::BackingOff => {
-          let last = self.last_failure();
-          return Err(Failure::new(
-            last.kind,
-            format!("Redis is unreachable (reconnecting): {}", last.message),
-          ));
-        }
-        Phase::Idle => {
-          self.start_reconnect_loop(false);
-        }
-        Phase::Connecting => {
+        Phase::BackingOff | Phase::Connecting | Phase::Idle => {
+          let last = self.last_failure.lock().unwrap().clone();
+          if let Some(last) = last.filter(|f| f.fatal) {
+            if !matches!(phase, Phase::Connecting) {
+              return Err(last);
+            }
+          }
+          if matches!(phase, Phase::BackingOff) && degraded {
+            return Err(self.reconnecting_failure());
+          }
+          if matches!(phase, Phase::Connecting) && degraded && self.had_connection() {
+            return Err(Failure::new(
+              FailureKind::Connection,
+              "Redis is unreachable (reconnecting)",
+            ));
+          }
+          if matches!(phase, Phase::Idle) {
+            if started_loop {
+              // maxRetries attempts made for this request are spent.
+              return Err(self.last_failure());
+            }
+            started_loop = true;
+            self.start_reconnect_loop(false);
+            continue;
+          }
+          if waiting.is_none() && !degraded {
+            waiting = Some(Waiting::new(self));
+          }
           if rx.changed().await.is_err() {
             return Err(Failure::new(FailureKind::Closed, "the Redis connection is closed"));
           }
-          // An attempt that failed leaves BackingOff (or Idle once maxRetries is
-          // spent): report its error rather than waiting for the next one.
-          match &*rx.borrow() {
-            Phase::BackingOff | Phase::Idle => {
+          if degraded {
+            // The first connection's attempt ended: its outcome answers.
+            if let Phase::BackingOff | Phase::Idle = &*rx.borrow() {
               return Err(self.last_failure());
             }
-            _ => {}
           }
         }
       }
+    }
+  }
+
+  /// The failure a degraded request gets at once while the connection is re-made.
+  pub fn reconnecting_failure(&self) -> Failure {
+    let last = self.last_failure();
+    Failure::new(
+      last.kind,
+      format!("Redis is unreachable (reconnecting): {}", last.message),
+    )
+  }
+
+  /// Whether waiting requests should give up on the connection: the client
+  /// is backing off after a failure that is not fatal (so the wait ran out
+  /// on an unreachable server, not on a slow attempt).
+  pub fn unreachable(&self) -> Option<Failure> {
+    match &*self.phase.borrow() {
+      Phase::BackingOff | Phase::Idle => Some(self.last_failure()),
+      _ => None,
     }
   }
 
@@ -270,6 +362,10 @@ impl Client {
         counts_as_reconnect = true;
       }
       self.had_attempt.store(true, Ordering::Relaxed);
+      // `reconnects` counts every attempt after the first, failed ones too.
+      if counts_as_reconnect {
+        self.reconnects.fetch_add(1, Ordering::Relaxed);
+      }
       let generation = self.generation.load(Ordering::Acquire) + 1;
       let result = tokio::time::timeout(self.config.connect_timeout, self.connect_once(&cfg, generation)).await;
       let failure = match result {
@@ -281,9 +377,7 @@ impl Client {
             return;
           }
           self.generation.store(generation, Ordering::Release);
-          if counts_as_reconnect {
-            self.reconnects.fetch_add(1, Ordering::Relaxed);
-          }
+          *self.last_failure.lock().unwrap() = None;
           emit(RedisEvent::simple("connect"));
           self.set_phase(Phase::Ready { transport, generation });
           emit(RedisEvent::simple("ready"));
@@ -305,10 +399,21 @@ impl Client {
         self.set_phase(Phase::Idle);
         return;
       }
-      let delay = backoff_delay(&self.config, attempt);
+      let mut delay = backoff_delay(&self.config, attempt);
+      let eager = eager_delay(&self.config);
+      if self.waiters.load(Ordering::Acquire) > 0 {
+        delay = delay.min(eager);
+      }
+      let failed_at = tokio::time::Instant::now();
       self.set_phase(Phase::BackingOff);
       emit(RedisEvent::reconnecting(attempt, delay));
-      tokio::time::sleep(delay).await;
+      tokio::select! {
+        _ = tokio::time::sleep(delay) => {}
+        _ = self.attempt_now.notified() => {
+          // A request started waiting: try again soon, but no sooner than one base delay.
+          tokio::time::sleep_until(failed_at + self.config.retry_base_delay.min(delay)).await;
+        }
+      }
     }
   }
 
@@ -335,9 +440,19 @@ impl Client {
         username: settings.username().map(str::to_string),
         password: settings.password().map(str::to_string),
         db: settings.db(),
+        set_name: !self.name_refused.load(Ordering::Relaxed),
       };
-      let conn = FastConn::connect(host, *port, &handshake, Arc::clone(self), generation).await?;
-      return Ok(Transport::Fast(conn));
+      let connected = FastConn::connect(host, *port, &handshake, Arc::clone(self), generation).await?;
+      for (step, reason) in connected.refused {
+        if step == "CLIENT SETNAME" && self.name_refused.swap(true, Ordering::Relaxed) {
+          continue;
+        }
+        // Reported once; the connection is used all the same.
+        emit(RedisEvent::error(&format!(
+          "{step} was refused (optional: the connection is used without it): {reason}"
+        )));
+      }
+      return Ok(Transport::Fast(connected.conn));
     }
     let conn = self
       .redis
@@ -385,6 +500,11 @@ impl Client {
       emit(RedisEvent::simple("end"));
     }
   }
+}
+
+/// The longest pause between attempts while requests wait for a connection.
+fn eager_delay(config: &ClientConfig) -> Duration {
+  (config.retry_base_delay * EAGER_DELAY_FACTOR).clamp(config.retry_base_delay, config.retry_max_delay)
 }
 
 /// Exponential backoff with jitter: a delay drawn from the upper half of
@@ -448,6 +568,11 @@ pub fn current() -> Result<Arc<Client>, Failure> {
   Ok(client)
 }
 
+/// The client of the registry, open or closed (for its status), without making one.
+pub fn latest() -> Option<Arc<Client>> {
+  REGISTRY.read().unwrap().client.clone()
+}
+
 /// The current client if one is open, without making one.
 pub fn existing() -> Option<Arc<Client>> {
   REGISTRY
@@ -477,15 +602,12 @@ pub fn key_prefix() -> napi::Result<Vec<u8>> {
   }
 }
 
-/// Stores options for the next client. Refused while a client is open, unless
-/// the options are the same as the open client's (a re-evaluated module).
+/// Stores options for the next client. Refused once a command has made the
+/// client (whatever the options), until `closeRedisConnection()`.
 pub fn configure(options: RedisOptions) -> napi::Result<()> {
   let config = ClientConfig::resolve(&options)?;
   let mut registry = REGISTRY.write().unwrap();
-  if let Some(client) = registry.client.as_ref().filter(|c| !c.is_closed()) {
-    if format!("{:?}", client.config) == format!("{:?}", config) {
-      return Ok(());
-    }
+  if registry.client.as_ref().is_some_and(|c| !c.is_closed()) {
     return Err(crate::errors::usage_error(
       "configureRedis() must be called before the first command, or after closeRedisConnection()",
     ));

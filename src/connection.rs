@@ -57,6 +57,19 @@ pub struct Pending {
   pub deadline: Instant,
   /// Its caller already got a timeout; the reply is dropped when it comes.
   pub timed_out: bool,
+  /// The package's own EVALSHA, which falls back to EVAL itself: a `NOSCRIPT`
+  /// reply is handled, not an error of the application's.
+  pub probe: bool,
+}
+
+impl Pending {
+  /// Whether `reply` counts as a failed command in this process's figures.
+  pub fn counts_as_error(&self, error_text: Option<&[u8]>) -> bool {
+    match error_text {
+      Some(text) => !(self.probe && text.starts_with(b"NOSCRIPT")),
+      None => false,
+    }
+  }
 }
 
 struct Writer {
@@ -95,6 +108,60 @@ pub struct Handshake {
   pub username: Option<String>,
   pub password: Option<String>,
   pub db: i64,
+  /// Name the connection (`CLIENT SETNAME`): a courtesy, skipped once refused.
+  pub set_name: bool,
+}
+
+/// What a step of the handshake is for, and so what its refusal means.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Step {
+  /// `AUTH`: a refusal is fatal.
+  Auth,
+  /// `SELECT db`: a refusal is fatal (commands would go to the wrong database).
+  Select,
+  /// `CLIENT SETNAME`: a refusal is reported and the connection is used.
+  Name,
+  /// `PING`: proves the server answers; `NOPERM` is fine, `LOADING` is not ready yet.
+  Ping,
+}
+
+impl Step {
+  fn name(self) -> &'static str {
+    match self {
+      Step::Auth => "AUTH",
+      Step::Select => "SELECT",
+      Step::Name => "CLIENT SETNAME",
+      Step::Ping => "PING",
+    }
+  }
+}
+
+/// A connection that passed its handshake, with the optional steps the server refused.
+pub struct Connected {
+  pub conn: Arc<FastConn>,
+  /// `"CLIENT SETNAME: NOPERM …"` for each optional step the server refused.
+  pub refused: Vec<(&'static str, String)>,
+}
+
+/// What the server's answer to one handshake step means.
+fn judge_step(step: Step, text: &str, db: i64) -> Result<Option<String>, Failure> {
+  if text.starts_with("WRONGPASS") || text.starts_with("NOAUTH") || step == Step::Auth {
+    return Err(Failure::fatal(
+      FailureKind::Auth,
+      format!("Redis authentication failed: {text}"),
+    ));
+  }
+  match step {
+    Step::Select => Err(Failure::fatal(
+      FailureKind::Connection,
+      format!("SELECT {db} failed: {text}"),
+    )),
+    Step::Ping if !text.starts_with("NOPERM") => Err(Failure::new(
+      FailureKind::Connection,
+      format!("Redis is not ready: {text}"),
+    )),
+    _ => Ok(Some(text.to_string())),
+  }
 }
 
 impl FastConn {
@@ -105,7 +172,7 @@ impl FastConn {
     handshake: &Handshake,
     client: Arc<Client>,
     generation: u64,
-  ) -> Result<Arc<FastConn>, Failure> {
+  ) -> Result<Connected, Failure> {
     let io = |e: std::io::Error| Failure::new(FailureKind::Connection, format!("{e} ({host}:{port})"));
     let stream = TcpStream::connect((host, port)).await.map_err(io)?;
     stream.set_nodelay(true).map_err(io)?;
@@ -117,16 +184,18 @@ impl FastConn {
         Some(user) => resp::write_command(&mut hello, &[b"AUTH", user.as_bytes(), password.as_bytes()]),
         None => resp::write_command(&mut hello, &[b"AUTH", password.as_bytes()]),
       }
-      expected.push("AUTH");
+      expected.push(Step::Auth);
     }
     if handshake.db != 0 {
       resp::write_command(&mut hello, &[b"SELECT", handshake.db.to_string().as_bytes()]);
-      expected.push("SELECT");
+      expected.push(Step::Select);
     }
-    resp::write_command(&mut hello, &[b"CLIENT", b"SETNAME", b"yesgoddess-redis"]);
-    expected.push("CLIENT SETNAME");
+    if handshake.set_name {
+      resp::write_command(&mut hello, &[b"CLIENT", b"SETNAME", b"yesgoddess-redis"]);
+      expected.push(Step::Name);
+    }
     resp::write_command(&mut hello, &[b"PING"]);
-    expected.push("PING");
+    expected.push(Step::Ping);
     let mut written = 0;
     while written < hello.len() {
       stream.writable().await.map_err(io)?;
@@ -140,6 +209,7 @@ impl FastConn {
     let mut buf = Vec::with_capacity(512);
     let mut at = 0;
     let mut answered = 0;
+    let mut refused = Vec::new();
     while answered < expected.len() {
       let mut chunk = [0u8; 512];
       stream.readable().await.map_err(io)?;
@@ -159,15 +229,10 @@ impl FastConn {
         let Some((frame, next)) = parsed else { break };
         if let Frame::Error(range) = frame {
           let text = String::from_utf8_lossy(&buf[range]).into_owned();
-          let auth = text.starts_with("WRONGPASS") || text.starts_with("NOAUTH") || expected[answered] == "AUTH";
-          return Err(if auth {
-            Failure::new(FailureKind::Auth, format!("Redis authentication failed: {text}"))
-          } else {
-            Failure::new(
-              FailureKind::Connection,
-              format!("{} failed: {text}", expected[answered]),
-            )
-          });
+          let step = expected[answered];
+          if let Some(reason) = judge_step(step, &text, handshake.db)? {
+            refused.push((step.name(), reason));
+          }
         }
         answered += 1;
         at = next;
@@ -200,7 +265,7 @@ impl FastConn {
     });
     tokio::spawn(read_loop(Arc::clone(&conn), client));
     tokio::spawn(flush_loop(Arc::clone(&conn)));
-    Ok(conn)
+    Ok(Connected { conn, refused })
   }
 
   pub fn is_dead(&self) -> bool {
@@ -355,7 +420,11 @@ impl FastConn {
       for (frame, pending) in frames.into_iter().zip(owners) {
         if !pending.timed_out {
           let latency = now.saturating_duration_since(pending.deadline - timeout);
-          monitor::record(latency, matches!(frame, resp::Frame::Error(_)));
+          let error_text = match &frame {
+            Frame::Error(range) => Some(&state.buf[range.clone()]),
+            _ => None,
+          };
+          monitor::record(latency, pending.counts_as_error(error_text));
           staged.reply(&pending.channel, pending.id, pending.mode, &state.buf, frame);
           settled += 1;
         }
@@ -421,6 +490,17 @@ impl FastConn {
   #[cfg(not(unix))]
   pub fn adopt_reader(&self) -> Option<i32> {
     None
+  }
+
+  /// Takes reading back from the JS thread (its environment is going away):
+  /// the tokio task reads again, so no request waits on a reader that is gone.
+  pub fn release_reader(&self) {
+    let mut state = self.read_state.lock().unwrap();
+    if state.js_reads && !state.finished {
+      state.js_reads = false;
+      drop(state);
+      self.reader_wakeup.notify_one();
+    }
   }
 
   /// Bytes the JS thread read from the socket.
@@ -496,17 +576,13 @@ async fn read_loop(conn: Arc<FastConn>, client: Arc<Client>) {
       if state.buf.capacity() - state.buf.len() < 16 * 1024 {
         state.buf.reserve(64 * 1024);
       }
-      let spare = state.buf.spare_capacity_mut();
-      let spare: &mut [u8] = unsafe { std::slice::from_raw_parts_mut(spare.as_mut_ptr().cast(), spare.len()) };
-      match conn.stream.try_read(spare) {
+      // Reads into the Vec's spare capacity and extends its length by what was read.
+      match conn.stream.try_read_buf(&mut state.buf) {
         Ok(0) => {
           closed = Some(Failure::new(FailureKind::Connection, "Redis closed the connection"));
           break;
         }
-        Ok(n) => unsafe {
-          let len = state.buf.len();
-          state.buf.set_len(len + n)
-        },
+        Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
         Err(e) => {
           closed = Some(Failure::new(

@@ -87,6 +87,9 @@ pub enum FailureKind {
 pub struct Failure {
   pub kind: FailureKind,
   pub message: String,
+  /// Trying again cannot help (refused credentials, a database that cannot be
+  /// selected): requests waiting for a connection fail at once with it.
+  pub fatal: bool,
 }
 
 impl Failure {
@@ -94,6 +97,15 @@ impl Failure {
     Self {
       kind,
       message: redact(message.as_ref()),
+      fatal: false,
+    }
+  }
+
+  /// A failure that another attempt would only repeat.
+  pub fn fatal(kind: FailureKind, message: impl AsRef<str>) -> Self {
+    Self {
+      fatal: true,
+      ..Self::new(kind, message)
     }
   }
 
@@ -115,7 +127,7 @@ impl Failure {
     };
     let text = err.to_string();
     if kind == FailureKind::Auth || text.contains("WRONGPASS") || text.contains("NOAUTH") {
-      return Self::new(FailureKind::Auth, format!("Redis authentication failed: {text}"));
+      return Self::fatal(FailureKind::Auth, format!("Redis authentication failed: {text}"));
     }
     Self::new(kind, text)
   }

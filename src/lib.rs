@@ -27,21 +27,30 @@ pub fn configure(options: RedisOptions) -> napi::Result<()> {
   client::configure(options)
 }
 
+/// Whether `options` would give a configuration other than the one in force
+/// (the open client's, else the next one's).
+#[napi]
+pub fn config_differs(options: RedisOptions) -> napi::Result<bool> {
+  let wanted = config::ClientConfig::resolve(&options)?;
+  Ok(format!("{:?}", wanted) != format!("{:?}", client::effective_config()?))
+}
+
 /// The client's connection status.
 #[napi(object)]
 pub struct ConnectionStatus {
   /// `idle`, `connecting`, `ready`, `reconnecting` or `closed`.
   pub state: String,
-  /// How many times the connection was made again after it was lost or failed.
+  /// Connection attempts after the first one (failed attempts included).
   pub reconnects: u32,
   /// The last connection error, with any password removed; null when none.
   pub last_error: Option<String>,
 }
 
-/// The client's connection status (`idle` before the first command).
+/// The client's connection status (`idle` before the first command, `closed`
+/// after `closeRedisConnection()` until the next command).
 #[napi]
 pub fn connection_status() -> ConnectionStatus {
-  match client::existing() {
+  match client::latest() {
     Some(c) => {
       let s = c.status();
       ConnectionStatus {
