@@ -92,8 +92,24 @@ export interface BullMQConnectionOptions {
   maxRetriesPerRequest: null
 }
 
-/** The parsed connection options for BullMQ: `new Queue(name, { connection: getBullMQConnection(), prefix: 'jobs' })`. */
+/** The parsed connection options for BullMQ (from the configured URL). `getBullMQOptions()` adds the queue prefix. */
 export function getBullMQConnection(): BullMQConnectionOptions
+
+/** What `getBullMQOptions()` returns: the part of BullMQ's `QueueOptions` / `WorkerOptions` that says where the queues live. */
+export interface BullMQOptions {
+  /** `getBullMQConnection()`. */
+  connection: BullMQConnectionOptions
+  /** The key prefix in force (`keyPrefix` / `REDIS_KEY_PREFIX`) followed by `jobs`: `'jobs'`, or e.g. `'app1:jobs'`. */
+  prefix: string
+}
+
+/**
+ * Options for BullMQ's `Queue`, `Worker` and `QueueEvents`:
+ * `new Queue('emails', getBullMQOptions())`, `new Worker('emails', processor, { ...getBullMQOptions(), concurrency: 10 })`.
+ * BullMQ's keys then live under `<keyPrefix>jobs:`, so apps that share one Redis with different key prefixes never share a queue.
+ * BullMQ needs `ioredis` installed beside it.
+ */
+export function getBullMQOptions(): BullMQOptions
 
 // ── The raw client ───────────────────────────────────────────────────────────
 
@@ -395,7 +411,7 @@ export declare const RedisKeys: {
     /** `session:auth:<id>` (24 h) */ auth(id: KeyId): string
     /** `session:verification:<token>` (24 h) */ verification(token: KeyId): string
   }
-  /** `jobs:*` — BullMQ queues (use `prefix: 'jobs'` in BullMQ). */
+  /** `jobs:*` — BullMQ queues (`getBullMQOptions()` puts BullMQ there). */
   readonly jobs: {
     /** `jobs:<name>` */ queue(name: KeyId): string
   }

@@ -3,6 +3,10 @@
 // Importing this module never connects and never throws for a missing server:
 // the first command connects.
 
+// The Edge runtime has no native addons and no TCP sockets: say so, and how to
+// fix it, before anything else is loaded (edge.js throws the error).
+if (typeof globalThis.EdgeRuntime === 'string') require('./edge.js')
+
 const client = require('./lib/client.js')
 const keys = require('./lib/keys.js')
 const runtime = require('./lib/runtime.js')
@@ -18,6 +22,7 @@ module.exports = {
   onRedisEvent: client.onRedisEvent,
   closeRedisConnection: client.closeRedisConnection,
   getBullMQConnection: client.getBullMQConnection,
+  getBullMQOptions: client.getBullMQOptions,
   RedisKeys: keys.RedisKeys,
   RedisTTL: keys.RedisTTL,
   cacheService,

@@ -8,6 +8,7 @@ export const {
   onRedisEvent,
   closeRedisConnection,
   getBullMQConnection,
+  getBullMQOptions,
   RedisKeys,
   RedisTTL,
   cacheService,

@@ -356,7 +356,7 @@ describe('entry points and environment', () => {
     expect(names).toEqual(
       expect.arrayContaining([
         'configureRedis', 'getRedisClient', 'getConnectionStatus', 'onRedisEvent', 'closeRedisConnection',
-        'getBullMQConnection', 'RedisKeys', 'RedisTTL', 'RedisError', 'ReplyError', 'RedisTimeoutError',
+        'getBullMQConnection', 'getBullMQOptions', 'RedisKeys', 'RedisTTL', 'RedisError', 'ReplyError', 'RedisTimeoutError',
       ]),
     )
   })

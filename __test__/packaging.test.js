@@ -51,7 +51,15 @@ test('the release workflow builds every target and publishes the platform packag
 })
 
 test('the root package ships the loader, entry points, types and lib, and no binary', () => {
-  expect(pkg.files).toEqual(expect.arrayContaining(['index.js', 'index.mjs', 'index.d.ts', 'binding.js', 'lib/']))
+  expect(pkg.files).toEqual(expect.arrayContaining(['index.js', 'index.mjs', 'index.d.ts', 'edge.js', 'binding.js', 'lib/']))
   expect(pkg.files.some((f) => f.endsWith('.node'))).toBe(false)
-  expect(pkg.exports['.']).toEqual({ types: './index.d.ts', import: './index.mjs', require: './index.js' })
+  // The first condition that matches wins: types, then the Edge runtimes' (edge.test.js), then Node's.
+  expect(Object.entries(pkg.exports['.'])).toEqual([
+    ['types', './index.d.ts'],
+    ['edge-light', './edge.js'],
+    ['workerd', './edge.js'],
+    ['worker', './edge.js'],
+    ['import', './index.mjs'],
+    ['require', './index.js'],
+  ])
 })

@@ -102,7 +102,7 @@ function closeRedisConnection() {
   })
 }
 
-/** Connection options for BullMQ (`new Queue(name, { connection, prefix: 'jobs' })`). */
+/** Connection options for BullMQ, from the configured URL; `getBullMQOptions()` adds the queue prefix. */
 function getBullMQConnection() {
   const c = nativeCall(() => native.bullmqConnection())
   const connection = { host: c.host, port: c.port, db: c.db, maxRetriesPerRequest: null }
@@ -113,6 +113,19 @@ function getBullMQConnection() {
     if (c.tls.ca != null) connection.tls.ca = c.tls.ca
   }
   return connection
+}
+
+/**
+ * Options for BullMQ's `Queue`, `Worker` and `QueueEvents`:
+ * `new Queue('emails', getBullMQOptions())`. `connection` is
+ * `getBullMQConnection()`; `prefix` is the key prefix in force (`keyPrefix` /
+ * `REDIS_KEY_PREFIX`) followed by `jobs`, so BullMQ's keys live under
+ * `<keyPrefix>jobs:` beside this package's keys, and two apps that share one
+ * Redis with different key prefixes never share a queue.
+ */
+function getBullMQOptions() {
+  const connection = getBullMQConnection()
+  return { connection, prefix: `${nativeCall(() => native.keyPrefix())}jobs` }
 }
 
 function checkCommand(command) {
@@ -241,6 +254,7 @@ module.exports = {
   onRedisEvent,
   closeRedisConnection,
   getBullMQConnection,
+  getBullMQOptions,
   getRedisClient,
   RedisClient,
   Pipeline,

@@ -8,7 +8,7 @@
 
 const net = require('node:net')
 const { isMainThread } = require('node:worker_threads')
-const native = require('../binding.js')
+const native = require('./native.js')
 
 /** Request kinds understood by `Channel.submit`, from the binding (src/boundary.rs). */
 const Op = Object.freeze({ CALL: native.OP_CALL, CALL_BUFFER: native.OP_CALL_BUFFER, SCAN: native.OP_SCAN, CLOSE: native.OP_CLOSE })

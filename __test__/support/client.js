@@ -42,12 +42,16 @@ async function waitFor(check, timeoutMs = 10000, intervalMs = 20) {
   }
 }
 
-/** Runs a CommonJS script in a child node process; resolves `{ code, stdout, stderr, ms }`. */
-function runNode(source, { env = {}, timeoutMs = 20000 } = {}) {
+/**
+ * Runs a CommonJS script in a child node process (in `cwd`, with `nodeArgs` before
+ * the script; an `env` value of `undefined` removes that variable); resolves
+ * `{ code, stdout, stderr, ms }`.
+ */
+function runNode(source, { env = {}, timeoutMs = 20000, cwd = ROOT, nodeArgs = [] } = {}) {
   return new Promise((resolve, reject) => {
     const started = Date.now()
-    const child = spawn(process.execPath, ['-e', source], {
-      cwd: ROOT,
+    const child = spawn(process.execPath, [...nodeArgs, '-e', source], {
+      cwd,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     })

@@ -7,6 +7,7 @@ import {
   onRedisEvent,
   closeRedisConnection,
   getBullMQConnection,
+  getBullMQOptions,
   RedisKeys,
   RedisTTL,
   cacheService,
@@ -31,6 +32,7 @@ import {
   type RateLimitResult,
   type Lock,
 } from '@yesgoddess/redis'
+import { Queue, Worker } from 'bullmq'
 
 // The seed's example 2, in a route handler.
 export async function rateLimitedRoute(userId: string): Promise<Response> {
@@ -104,6 +106,10 @@ export async function example(userId: string): Promise<void> {
   off()
   const bull = getBullMQConnection()
   const port: number = bull.port
+  const jobs = new Queue<{ to: string }>('emails', getBullMQOptions())
+  await jobs.add('welcome', { to: 'someone@example.com' })
+  const worker = new Worker<{ to: string }>('emails', async (job) => job.data.to, { ...getBullMQOptions(), concurrency: 4 })
+  const queuePrefix: string = getBullMQOptions().prefix
   try {
     await redis.ping()
   } catch (error) {
@@ -121,7 +127,7 @@ export async function example(userId: string): Promise<void> {
   await cacheService.mset({ a: 1 }, 60)
   void [cachedUser, loaded, removed, hitRate]
   await closeRedisConnection()
-  void [cached, count, raw, results, status, port, RedisKeys.flag.maintenance(), RedisKeys.ratelimit.key('api', 1)]
+  void [cached, count, raw, results, status, port, worker, queuePrefix, RedisKeys.flag.maintenance(), RedisKeys.ratelimit.key('api', 1)]
 }
 
 // @ts-expect-error: ids are strings or numbers
