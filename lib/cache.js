@@ -105,13 +105,13 @@ function encode(key, value) {
 /** The TTL for a write: the explicit one, or the default of the key's prefix (0 = no expiry). */
 function ttlFor(key, ttlSeconds) {
   if (ttlSeconds === undefined || ttlSeconds === null) return native.defaultTtl(key)
-  if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds < 0) {
-    throw invalid(`cacheService: ttlSeconds must be a whole number of seconds, 0 (no expiry) or more, got ${String(ttlSeconds)}`)
-  }
-  if (ttlSeconds > MAX_TTL_SECONDS) {
+  if (typeof ttlSeconds === 'number' && ttlSeconds > MAX_TTL_SECONDS) {
     throw invalid(
       `cacheService: ttlSeconds is in seconds; ${ttlSeconds} s is more than one year (${MAX_TTL_SECONDS} s), the longest cache TTL allowed`,
     )
+  }
+  if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds < 0) {
+    throw invalid(`cacheService: ttlSeconds must be a whole number of seconds, 0 (no expiry) or more, got ${String(ttlSeconds)}`)
   }
   return ttlSeconds
 }

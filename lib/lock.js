@@ -76,13 +76,13 @@ const MAX_LEASE_SECONDS = 24 * 3600
 
 /** A lease in whole seconds (1 s to 24 h), as milliseconds. */
 function checkTtl(ttlSeconds) {
-  if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds <= 0) {
-    throw invalid(`lock: ttlSeconds must be a whole number of seconds, 1 or more, got ${String(ttlSeconds)}`)
-  }
-  if (ttlSeconds > MAX_LEASE_SECONDS) {
+  if (typeof ttlSeconds === 'number' && ttlSeconds > MAX_LEASE_SECONDS) {
     throw invalid(
       `lock: ttlSeconds is in seconds; ${ttlSeconds} s is more than 24 hours (${MAX_LEASE_SECONDS} s), the longest lease allowed`,
     )
+  }
+  if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds <= 0) {
+    throw invalid(`lock: ttlSeconds must be a whole number of seconds, 1 or more, got ${String(ttlSeconds)}`)
   }
   return ttlSeconds * 1000
 }

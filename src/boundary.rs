@@ -324,6 +324,7 @@ pub struct Channel {
 impl Channel {
   /// A detached channel: `attach(wake)` before the first submit.
   #[napi(constructor)]
+  #[allow(clippy::new_without_default)]
   pub fn new() -> Self {
     let inner = Arc::new(ChannelInner {
       queue: Mutex::new(Queue {
@@ -436,12 +437,11 @@ impl Channel {
       };
       let encoded = if fast && op != Op::Scan && prefix.is_empty() {
         // The common case: encode straight into the wire buffer, no allocation.
-        plain_command_name(args).map(|name| {
+        plain_command_name(args).inspect(|_| {
           resp::write_array_header(wire, args.ranges.len());
           for range in &args.ranges {
             resp::write_bulk(wire, &[&args.bytes[range.clone()]]);
           }
-          name
         })
       } else {
         let command = match op {
@@ -492,7 +492,10 @@ impl Channel {
       let unsent = match direct {
         // Written here, on the caller's thread; given back when the connection
         // died under us (nothing was written), to wait for the next one.
-        Some(conn) => conn.send(wire, pending).err().map(|requests| (Outgoing::Wire(wire.clone()), requests)),
+        Some(conn) => conn
+          .send(wire, pending)
+          .err()
+          .map(|requests| (Outgoing::Wire(wire.clone()), requests)),
         None if fast => Some((Outgoing::Wire(std::mem::take(wire)), pending)),
         None => Some((Outgoing::Pipeline(pipeline), pending)),
       };

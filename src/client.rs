@@ -211,7 +211,10 @@ impl Client {
     match &*self.phase.borrow() {
       Phase::BackingOff => true,
       Phase::Connecting => self.had_connection(),
-      Phase::Ready { transport: Transport::Fast(conn), .. } => conn.is_dead(),
+      Phase::Ready {
+        transport: Transport::Fast(conn),
+        ..
+      } => conn.is_dead(),
       _ => false,
     }
   }
