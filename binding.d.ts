@@ -35,9 +35,10 @@ export declare class Channel {
    * Hands reading of the current plain-TCP connection to this JS thread:
    * returns a reader with the socket's descriptor for `net.Socket({ fd })`,
    * or null when there is nothing to take over (already taken, TLS, Windows).
-   * The environment (thread) that adopts reading hands it back to the tokio
-   * reader when it goes away (a worker thread that exits or is terminated),
-   * so requests of other threads never wait on a reader that is gone.
+   * The environment (thread) that adopts reading hands it back before it goes
+   * (`SocketReader.release`, on its `exit`); if it goes without doing so (a
+   * terminated worker), its cleanup hook drops the connection, so requests of
+   * other threads never wait on a reader that is gone.
    */
   adoptReader(): SocketReader | null
   /**
@@ -58,6 +59,11 @@ export declare class SocketReader {
   feed(chunk: Uint8Array, length: number): void
   /** The connection is gone (closed, failed or replaced). */
   get dead(): boolean
+  /**
+   * Hands reading back to the tokio reader (this thread is about to go); the
+   * caller stops reading its socket first.
+   */
+  release(): void
   /** The socket ended or failed: fails what is still waiting and reconnects. */
   closed(message: string): void
 }

@@ -140,7 +140,11 @@ function createRuntime() {
   // Only the main thread reads the socket itself: a worker thread's event loop
   // may be busy for long stretches (that is what workers are for), and every
   // thread's replies would wait on it. Elsewhere the Rust thread reads.
-  const useJsReader = process.platform !== 'win32' && process.env.YG_REDIS_JS_READER !== '0' && isMainThread
+  // YG_REDIS_JS_READER=0: only the Rust thread reads. =any: worker threads may
+  // read too (for tests of the hand-back; a worker terminated while it reads
+  // costs the others their commands in flight).
+  const readerSetting = process.env.YG_REDIS_JS_READER
+  const useJsReader = process.platform !== 'win32' && readerSetting !== '0' && (isMainThread || readerSetting === 'any')
   const keepAlive = setInterval(() => {}, 1 << 30)
   keepAlive.unref()
 
@@ -264,7 +268,7 @@ function createRuntime() {
     }
     if (!reader) return
     forgetReader() // a previous connection's socket, if any
-    const state = { reader, socket: null }
+    const state = { reader, socket: null, handBack: null }
     const socket = new net.Socket({
       fd: reader.fd,
       readable: true,
@@ -293,11 +297,23 @@ function createRuntime() {
       reader.closed(error && error.message ? `reading from Redis failed: ${error.message}` : 'Redis closed the connection')
       wake()
       socket.destroy()
+      process.removeListener('exit', state.handBack)
       if (jsReader === state) jsReader = null
     }
     socket.on('end', () => lost(null))
     socket.on('error', lost)
     socket.on('close', () => lost(null))
+    // Before this thread goes (its process or worker exits), reading goes back to
+    // Rust: nothing is lost, as every byte read so far was parsed. A terminated
+    // worker never gets here: Rust's cleanup hook then drops the connection.
+    state.handBack = () => {
+      if (state.socket === null) return
+      const s = state.socket
+      state.socket = null
+      s.destroy()
+      reader.release()
+    }
+    process.once('exit', state.handBack)
     jsReader = state
   }
 
@@ -305,6 +321,7 @@ function createRuntime() {
   function forgetReader() {
     const state = jsReader
     jsReader = null
+    if (state !== null) process.removeListener('exit', state.handBack)
     if (state !== null && state.socket !== null) {
       const socket = state.socket
       state.socket = null // its 'close' must not report on a connection that is already gone

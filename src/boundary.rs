@@ -522,9 +522,10 @@ impl Channel {
   /// Hands reading of the current plain-TCP connection to this JS thread:
   /// returns a reader with the socket's descriptor for `net.Socket({ fd })`,
   /// or null when there is nothing to take over (already taken, TLS, Windows).
-  /// The environment (thread) that adopts reading hands it back to the tokio
-  /// reader when it goes away (a worker thread that exits or is terminated),
-  /// so requests of other threads never wait on a reader that is gone.
+  /// The environment (thread) that adopts reading hands it back before it goes
+  /// (`SocketReader.release`, on its `exit`); if it goes without doing so (a
+  /// terminated worker), its cleanup hook drops the connection, so requests of
+  /// other threads never wait on a reader that is gone.
   #[napi]
   pub fn adopt_reader(&self, env: Env) -> Option<SocketReader> {
     let client = client::existing()?;
@@ -533,7 +534,7 @@ impl Channel {
     let weak = Arc::downgrade(&conn);
     let handed_back = env.add_env_cleanup_hook(weak, |weak| {
       if let Some(conn) = weak.upgrade() {
-        conn.release_reader();
+        conn.abandon_reader();
       }
     });
     if handed_back.is_err() {
@@ -662,6 +663,13 @@ impl SocketReader {
   #[napi(getter)]
   pub fn dead(&self) -> bool {
     self.conn.is_dead()
+  }
+
+  /// Hands reading back to the tokio reader (this thread is about to go); the
+  /// caller stops reading its socket first.
+  #[napi]
+  pub fn release(&self) {
+    self.conn.release_reader();
   }
 
   /// The socket ended or failed: fails what is still waiting and reconnects.

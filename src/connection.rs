@@ -492,14 +492,28 @@ impl FastConn {
     None
   }
 
-  /// Takes reading back from the JS thread (its environment is going away):
-  /// the tokio task reads again, so no request waits on a reader that is gone.
+  /// The JS thread that reads hands reading back (its environment is about to
+  /// go, cleanly): the tokio task reads again, so no request waits on a reader
+  /// that is gone. Every byte that thread took from the socket was parsed.
   pub fn release_reader(&self) {
     let mut state = self.read_state.lock().unwrap();
     if state.js_reads && !state.finished {
       state.js_reads = false;
       drop(state);
       self.reader_wakeup.notify_one();
+    }
+  }
+
+  /// The environment of the JS thread that reads went away without handing
+  /// reading back (a terminated worker): libuv may have taken bytes from the
+  /// socket that were never parsed, so the stream cannot be trusted. The
+  /// connection is shut down (what is in flight fails, nothing is resent) and
+  /// the client makes a new one.
+  pub fn abandon_reader(&self) {
+    let state = self.read_state.lock().unwrap();
+    if state.js_reads && !state.finished {
+      drop(state);
+      self.shutdown();
     }
   }
 
