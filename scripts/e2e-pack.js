@@ -1,11 +1,14 @@
 #!/usr/bin/env node
-// End to end, as an npm user installs it: builds the release binary, packs the
+// End to end, as an npm user installs it: builds the release binary (the
+// linux-x64-gnu one against glibc 2.17, scripts/build-cross.js), packs the
 // root package (with the optionalDependencies publishing adds) and the
 // linux-x64-gnu platform package with `npm pack`, installs both tarballs into
-// a fresh project outside the source tree with no Rust toolchain on PATH, and
-// there imports the package from CommonJS and ESM, type-checks a TypeScript
-// file against the shipped index.d.ts, and does a cache set/get against a
-// private redis-server.
+// a fresh project outside the source tree with no Rust toolchain on PATH,
+// checks that the installed binary needs no glibc newer than 2.17 (its ELF
+// version needs, and `objdump -T` where binutils is installed), and there
+// imports the package from CommonJS and ESM, type-checks a TypeScript file
+// against the shipped index.d.ts, and does a cache set/get and a rate-limit
+// check against a private redis-server.
 //   npm run e2e:pack
 'use strict'
 
@@ -14,7 +17,9 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { RedisServer } = require('../__test__/support/redis-server.js')
-const { packTarballs, platformPackages, run, PLATFORM, BINARY } = require('./pack.js')
+const { packTarballs, platformPackages, run, PLATFORM, BINARY, ROOT } = require('./pack.js')
+const { MAX_GLIBC, OUT_DIR } = require('./build-cross.js')
+const { glibcVersions, compareVersions } = require('./glibc-needs.js')
 
 const pkg = require('../package.json')
 const started = Date.now()
@@ -23,6 +28,33 @@ let failures = 0
 function check(condition, what, detail = '') {
   console.log(`${condition ? '  ok  ' : '  FAIL'} ${what}${detail ? ` — ${detail}` : ''}`)
   if (!condition) failures++
+}
+
+const highest = (versions) => versions.slice().sort(compareVersions).pop() ?? null
+
+/** The GLIBC_ versions `objdump -T` names for a file's dynamic symbols, or null without binutils. */
+function objdumpGlibc(file) {
+  const result = spawnSync('objdump', ['-T', file], { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 })
+  if (result.error?.code === 'ENOENT') return null
+  if (result.status !== 0) throw new Error(`objdump -T ${file} failed (${result.status}): ${result.stderr}`)
+  return [...new Set([...result.stdout.matchAll(/\bGLIBC_(\d+(?:\.\d+)+)\b/g)].map((m) => m[1]))].sort(compareVersions)
+}
+
+/** Checks that a binary needs no glibc newer than MAX_GLIBC, and prints the highest version it needs. */
+function checkGlibc(binary) {
+  const needs = glibcVersions(binary)
+  const top = highest(needs)
+  console.log(`  highest GLIBC_ version needed: GLIBC_${top} (ELF version needs: ${needs.join(', ')})`)
+  check(top !== null && compareVersions(top, MAX_GLIBC) <= 0, `the binary needs glibc <= ${MAX_GLIBC} (ELF version needs)`, `GLIBC_${top}`)
+  const dumped = objdumpGlibc(binary)
+  if (dumped === null) {
+    console.log('  (objdump not installed: the ELF version needs above are the check)')
+    return
+  }
+  const topDumped = highest(dumped)
+  console.log(`  highest GLIBC_ version in objdump -T: GLIBC_${topDumped}`)
+  check(topDumped !== null && compareVersions(topDumped, MAX_GLIBC) <= 0 && topDumped === top,
+    `objdump -T: no symbol needs a glibc newer than ${MAX_GLIBC}`, `GLIBC_${topDumped}`)
 }
 
 async function main() {
@@ -35,7 +67,12 @@ async function main() {
   fs.mkdirSync(tarballs)
 
   console.log('e2e:pack — release build and npm pack')
-  const { rootTgz, platformTgz } = packTarballs(tarballs)
+  const { rootTgz, platformTgz, binary } = packTarballs(tarballs)
+  check(path.dirname(binary) === OUT_DIR, 'the platform package carries the glibc 2.17 cross build', path.relative(ROOT, binary))
+  for (const file of ['binding.js', 'binding.d.ts']) {
+    check(fs.readFileSync(path.join(OUT_DIR, file), 'utf8') === fs.readFileSync(path.join(ROOT, file), 'utf8'),
+      `the root package's ${file} is the one the cross build generates`)
+  }
   const contents = run('tar', ['-tzf', rootTgz])
   check(!/\.node$/m.test(contents), 'the root tarball carries no binary', `${contents.trim().split('\n').length} files`)
   check(run('tar', ['-tzf', platformTgz]).includes(`package/${BINARY}`), `the platform tarball carries ${BINARY}`)
@@ -62,6 +99,7 @@ async function main() {
   const installed = path.join(app, 'node_modules', '@yesgoddess', 'redis')
   check(!fs.lstatSync(installed).isSymbolicLink() && !fs.existsSync(path.join(installed, BINARY)),
     'installed from the tarball (a copy, not a link to the source), binary not in the root package')
+  checkGlibc(path.join(app, 'node_modules', '@yesgoddess', `redis-${PLATFORM}`, BINARY))
 
   const server = await new RedisServer().start()
   try {

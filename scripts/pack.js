@@ -1,12 +1,15 @@
 'use strict'
 // Packs the package as it is published, for the end-to-end scripts: the
-// release binary, the linux-x64-gnu platform package (as `napi artifacts`
-// lays it out) and the root package with the optionalDependencies that
-// publishing adds (`napi pre-publish`), each with `npm pack`.
+// linux-x64-gnu platform package (as `napi artifacts` lays it out) with the
+// binary the release ships, built against glibc 2.17 by scripts/build-cross.js
+// (`napi build --use-napi-cross`, not the host build in the repository root),
+// and the root package with the optionalDependencies that publishing adds
+// (`napi pre-publish`), each with `npm pack`.
 
 const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
+const { buildCross } = require('./build-cross.js')
 
 const ROOT = path.resolve(__dirname, '..')
 const pkg = require('../package.json')
@@ -30,15 +33,21 @@ function platformPackages() {
   }))
 }
 
-/** Builds the release binary and packs both packages into `destination`; returns the tarballs' paths. */
+/**
+ * Builds the release binaries and packs both packages into `destination`;
+ * returns the tarballs' paths and the packed binary's (`binary`). The host
+ * build keeps the root package's binding.js and binding.d.ts current; the
+ * platform package gets the glibc 2.17 cross build.
+ */
 function packTarballs(destination) {
   fs.mkdirSync(destination, { recursive: true })
   run(process.execPath, [path.join(ROOT, 'scripts', 'build-if-needed.js')], { cwd: ROOT, stdio: 'inherit' })
+  const binary = buildCross()
   const work = fs.mkdtempSync(path.join(destination, 'stage-'))
   try {
     const platformDir = path.join(work, 'platform')
     fs.cpSync(path.join(ROOT, 'npm', PLATFORM), platformDir, { recursive: true })
-    fs.copyFileSync(path.join(ROOT, BINARY), path.join(platformDir, BINARY))
+    fs.copyFileSync(binary, path.join(platformDir, BINARY))
     const platformTgz = run('npm', ['pack', '--silent', '--pack-destination', destination], { cwd: platformDir }).trim()
 
     const stage = path.join(work, 'root')
@@ -50,7 +59,7 @@ function packTarballs(destination) {
     for (const p of platformPackages()) published.optionalDependencies[p.name] = pkg.version
     fs.writeFileSync(path.join(stage, 'package.json'), JSON.stringify(published, null, 2))
     const rootTgz = run('npm', ['pack', '--silent', '--pack-destination', destination], { cwd: stage }).trim()
-    return { rootTgz: path.join(destination, rootTgz), platformTgz: path.join(destination, platformTgz) }
+    return { rootTgz: path.join(destination, rootTgz), platformTgz: path.join(destination, platformTgz), binary }
   } finally {
     fs.rmSync(work, { recursive: true, force: true })
   }
