@@ -37,10 +37,11 @@ export interface RedisOptions {
 
 /**
  * Configures the process-wide client. Optional; call it before the first
- * command. Calling it again with other options while a client is open throws
- * (the same options again are a no-op, so a re-evaluated module is fine);
- * after {@link closeRedisConnection} it may be called again.
- * @throws TypeError for an unknown option or a bad value.
+ * command. Once a command has been made it throws (`code: 'ECONFIGURED'`),
+ * whatever the options, until {@link closeRedisConnection}; then it may be
+ * called again. (A re-evaluated module's first call with the options already
+ * in force is a no-op, so Next.js dev hot reload is fine.)
+ * @throws TypeError (`code: 'EINVALID'`) for an unknown option or a bad value.
  */
 export function configureRedis(options?: RedisOptions): void
 
@@ -49,9 +50,9 @@ export type ConnectionState = 'idle' | 'connecting' | 'ready' | 'reconnecting' |
 
 /** The client's connection status. */
 export interface ConnectionStatus {
-  /** `idle` before the first command and after a close. */
+  /** `idle` before the first command, `closed` after a close until the next command. */
   state: ConnectionState
-  /** How many times the connection was made again after it was lost or failed. */
+  /** Connection attempts after the first one, failed attempts included. */
   reconnects: number
   /** The last connection error, with any password removed; null when none. */
   lastError: string | null
@@ -490,9 +491,16 @@ export interface CacheStats {
  * persist; keys of no known prefix get the `cache:` default); `0` means no expiry.
  */
 export interface CacheService {
-  /** The cached value, JSON-decoded, or null. Redis errors and non-JSON values read as a miss (counted as an error). */
+  /**
+   * The cached value, JSON-decoded, or null. Redis errors and non-JSON values read as a
+   * miss (counted as an error); while a lost connection is re-made it answers a miss at once.
+   */
   get<T = unknown>(key: string): Promise<T | null>
-  /** Stores `value` as JSON. A cycle, a BigInt, a function or `undefined` is a `TypeError` before anything is sent. */
+  /**
+   * Stores `value` as JSON. A cycle, a BigInt, a function or `undefined` is a `TypeError`
+   * before anything is sent; so is a `ttlSeconds` that is not whole seconds from 0 to one
+   * year (31,536,000).
+   */
   set(key: string, value: unknown, ttlSeconds?: number): Promise<true>
   /** Removes one key or several (UNLINK); resolves how many existed. */
   delete(keyOrKeys: string | string[]): Promise<number>
@@ -582,7 +590,10 @@ export interface RateLimiter {
   getStatus(identifier: string | number, action: string, limit?: number, windowSeconds?: number): Promise<RateLimitResult>
   /** Clears the window; resolves whether there was one in Redis. */
   reset(identifier: string | number, action: string): Promise<boolean>
-  /** `'open'` (default: allow), `'closed'` (deny) or `'local'` (an in-process window; `login`'s default). */
+  /**
+   * `'open'` (every action's default: allow), `'closed'` (deny) or `'local'` (an
+   * in-process window; recommended for `login`).
+   */
   setFailurePolicy(action: string, policy: RateLimitFailurePolicy): void
   /** The failure policy in force for `action`. */
   getFailurePolicy(action: string): RateLimitFailurePolicy
@@ -631,7 +642,10 @@ export interface LockContext {
   fencingToken: number
 }
 
-/** Takes the lock for `ttlSeconds` (default 300); null when it is held by someone else. */
+/**
+ * Takes the lock for `ttlSeconds` (whole seconds, 1 to 86,400; default 300); null when it
+ * is held by someone else.
+ */
 export declare function acquireLock(key: string, ttlSeconds?: number, options?: AcquireLockOptions): Promise<Lock | null>
 /** Releases the lock if it is still ours (compare-and-delete); false when it was not. */
 export declare function releaseLock(lock: Lock): Promise<boolean>
