@@ -89,6 +89,7 @@ export interface BullMqConnection {
 export interface BullMqTls {
   ca?: string
   rejectUnauthorized: boolean
+  servername?: string
 }
 
 /** This process's command figures since it started (or since `resetCommandMetrics`). */
@@ -227,4 +228,6 @@ export interface TlsOptions {
   caFile?: string
   /** `false` accepts any server certificate (tests only). Default `true`. */
   rejectUnauthorized?: boolean
+  /** The name the server's certificate must carry, sent as SNI. Default: the URL's host. */
+  servername?: string
 }

@@ -381,7 +381,6 @@ function createRuntime() {
   /** Writes one argument; returns a description of it when it cannot be sent. */
   function writeArgument(value) {
     if (typeof value === 'string') {
-      if (!value.isWellFormed()) return 'a string that is not well-formed UTF-16 (a lone surrogate)'
       outMeta[outLength++] = value.length
       outText += value
     } else if (typeof value === 'number') {

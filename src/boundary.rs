@@ -27,7 +27,7 @@ use napi_derive::napi;
 use redis::Value;
 use tokio::time::Instant;
 
-use crate::client::{self, Client, Transport};
+use crate::client::{self, Client};
 use crate::connection::{CommandName, Pending};
 use crate::errors::{Failure, FailureKind};
 use crate::events::{self, RedisEvent};
@@ -186,21 +186,6 @@ impl Batch {
       Frame::Array(items) => self.extra(tag(id), Extra::Reply(Value::Array(items), mode)),
     }
   }
-
-  /// A reply from redis-rs (the TLS path).
-  fn value(&mut self, id: u32, mode: ReplyMode, value: Value) {
-    match value {
-      Value::BulkString(bytes) if mode == ReplyMode::Buffers => self.text(tag(id), ValueType::Bytes, &bytes),
-      Value::BulkString(bytes) => self.text(tag(id), ValueType::Text, &bytes),
-      Value::SimpleString(s) => self.text(tag(id), ValueType::Text, s.as_bytes()),
-      Value::Okay => self.plain(tag(id), ValueType::Ok, 0.0),
-      Value::Int(n) => self.plain(tag(id), ValueType::Number, n as f64),
-      Value::Double(n) => self.plain(tag(id), ValueType::Number, n),
-      Value::Nil => self.plain(tag(id), ValueType::Null, 0.0),
-      Value::ServerError(err) => self.failure(id, &server_failure(&err)),
-      other => self.extra(tag(id), Extra::Reply(other, mode)),
-    }
-  }
 }
 
 /// Replies collected by one producer (a reader pass, a batch) for one or more
@@ -224,10 +209,6 @@ impl Staged {
 
   pub fn reply(&mut self, channel: &Arc<ChannelInner>, id: u32, mode: ReplyMode, buf: &[u8], frame: Frame) {
     self.batch(channel).frame(id, mode, buf, frame);
-  }
-
-  pub fn value(&mut self, channel: &Arc<ChannelInner>, id: u32, mode: ReplyMode, value: Value) {
-    self.batch(channel).value(id, mode, value);
   }
 
   pub fn failure(&mut self, channel: &Arc<ChannelInner>, id: u32, failure: &Failure) {
@@ -379,9 +360,8 @@ impl Channel {
     let client = client::current();
     let prefix: Vec<u8> = client.as_ref().map(|c| c.config.key_prefix.clone()).unwrap_or_default();
     let deadline = Instant::now() + client.as_ref().map(|c| c.config.command_timeout).unwrap_or_default();
-    let fast = client.as_ref().is_ok_and(|c| !c.config.is_tls());
     let direct = match &client {
-      Ok(c) if fast => c.ready_fast(),
+      Ok(c) => c.ready_fast(),
       _ => None,
     };
     // Requests with a degraded answer fail at once while the connection is re-made.
@@ -391,7 +371,6 @@ impl Channel {
     };
     let mut staged = Staged::default();
     let mut pending: Vec<Pending> = Vec::new();
-    let mut pipeline = redis::Pipeline::new();
     let mut close_ids = Vec::new();
     wire.clear();
 
@@ -403,16 +382,23 @@ impl Channel {
       i += 3 + argc;
       args.bytes.clear();
       args.ranges.clear();
+      let mut malformed = None;
       for &len in lens {
         let start = args.bytes.len();
         if len >= 0 {
           let end = (text_pos + len as usize).min(units.len());
-          push_utf8(&mut args.bytes, &units[text_pos..end]);
+          if let Err(failure) = push_utf8(&mut args.bytes, &units[text_pos..end]) {
+            malformed = Some(failure);
+          }
           text_pos = end;
         } else {
           unsafe { push_buffer(raw_env, buffers, (-len - 1) as u32, &mut args.bytes)? };
         }
         args.ranges.push(start..args.bytes.len());
+      }
+      if let Some(failure) = malformed {
+        staged.failure(&self.inner, id, &failure);
+        continue;
       }
       let Some(op) = Op::from_code(op_code) else {
         staged.failure(&self.inner, id, &Failure::new(FailureKind::Invalid, "unknown request"));
@@ -435,7 +421,7 @@ impl Channel {
         Op::Scan => ReplyMode::Scan,
         _ => ReplyMode::Strings,
       };
-      let encoded = if fast && op != Op::Scan && prefix.is_empty() {
+      let encoded = if op != Op::Scan && prefix.is_empty() {
         // The common case: encode straight into the wire buffer, no allocation.
         plain_command_name(args).inspect(|_| {
           resp::write_array_header(wire, args.ranges.len());
@@ -450,20 +436,9 @@ impl Channel {
         };
         command.map(|parts| {
           let name = CommandName::new(parts.first().map(|p| p.1).unwrap_or(b""));
-          if fast {
-            resp::write_array_header(wire, parts.len());
-            for (key_prefix, arg) in &parts {
-              resp::write_bulk(wire, &[key_prefix, arg]);
-            }
-          } else {
-            let cmd = pipeline.cmd(name.as_str());
-            for (key_prefix, arg) in &parts[1..] {
-              if key_prefix.is_empty() {
-                cmd.arg(*arg);
-              } else {
-                cmd.arg([*key_prefix, *arg].concat());
-              }
-            }
+          resp::write_array_header(wire, parts.len());
+          for (key_prefix, arg) in &parts {
+            resp::write_bulk(wire, &[key_prefix, arg]);
           }
           name
         })
@@ -492,12 +467,8 @@ impl Channel {
       let unsent = match direct {
         // Written here, on the caller's thread; given back when the connection
         // died under us (nothing was written), to wait for the next one.
-        Some(conn) => conn
-          .send(wire, pending)
-          .err()
-          .map(|requests| (Outgoing::Wire(wire.clone()), requests)),
-        None if fast => Some((Outgoing::Wire(std::mem::take(wire)), pending)),
-        None => Some((Outgoing::Pipeline(pipeline), pending)),
+        Some(conn) => conn.send(wire, pending).err().map(|requests| (wire.clone(), requests)),
+        None => Some((std::mem::take(wire), pending)),
       };
       if let Some((batch, requests)) = unsent {
         client::RUNTIME.spawn(send_later(Arc::clone(client), batch, requests, deadline));
@@ -680,43 +651,23 @@ impl SocketReader {
   }
 }
 
-/// Encoded requests waiting for a connection.
-enum Outgoing {
-  /// RESP bytes for the plain-TCP connection.
-  Wire(Vec<u8>),
-  /// Commands for the redis-rs connection (TLS).
-  Pipeline(redis::Pipeline),
-}
-
 /// Sends requests that were made while no connection was ready: waits for one
 /// (within the requests' deadline), then sends them once. A connection that
 /// turns out dead before anything was written is waited past too.
-async fn send_later(client: Arc<Client>, batch: Outgoing, mut pending: Vec<Pending>, deadline: Instant) {
+async fn send_later(client: Arc<Client>, bytes: Vec<u8>, mut pending: Vec<Pending>, deadline: Instant) {
   loop {
-    let transport = match tokio::time::timeout_at(deadline, client.connection(false)).await {
-      Ok(Ok(transport)) => transport,
+    let conn = match tokio::time::timeout_at(deadline, client.connection(false)).await {
+      Ok(Ok(conn)) => conn,
       Ok(Err(failure)) => return fail_pending(&client, pending, &failure),
       Err(_) => return fail_unsent(&client, pending),
     };
-    match (transport, &batch) {
-      (Transport::Fast(conn), Outgoing::Wire(bytes)) => match conn.send(bytes, pending) {
-        Ok(()) => return,
-        Err(requests) => {
-          // Nothing was written: wait for the next connection.
-          pending = requests;
-          let failure = Failure::new(FailureKind::Connection, "the connection to Redis was lost");
-          client.connection_failed(conn.generation, &failure);
-        }
-      },
-      (Transport::Multiplexed(conn, generation), Outgoing::Pipeline(pipeline)) => {
-        return run_pipeline(client, conn, generation, pipeline, pending, deadline).await
-      }
-      _ => {
-        return fail_pending(
-          &client,
-          pending,
-          &Failure::new(FailureKind::Connection, "the connection changed kind"),
-        )
+    match conn.send(&bytes, pending) {
+      Ok(()) => return,
+      Err(requests) => {
+        // Nothing was written: wait for the next connection.
+        pending = requests;
+        let failure = Failure::new(FailureKind::Connection, "the connection to Redis was lost");
+        client.connection_failed(conn.generation, &failure);
       }
     }
   }
@@ -752,61 +703,6 @@ fn fail_unsent(client: &Client, pending: Vec<Pending>) {
   }
   staged.deliver();
   client.end_requests(pending.len());
-}
-
-/// Sends a pipeline on the redis-rs connection and stages every reply.
-async fn run_pipeline(
-  client: Arc<Client>,
-  mut conn: redis::aio::MultiplexedConnection,
-  generation: u64,
-  pipeline: &redis::Pipeline,
-  pending: Vec<Pending>,
-  deadline: Instant,
-) {
-  let count = pending.len();
-  let outcome = tokio::time::timeout_at(deadline, conn.send_packed_commands(pipeline, 0, count)).await;
-  match outcome {
-    Ok(Ok(values)) if values.len() == count => {
-      let mut staged = Staged::default();
-      let sent = deadline - client.config.command_timeout;
-      let latency = Instant::now().saturating_duration_since(sent);
-      for (p, value) in pending.iter().zip(values) {
-        let error_text = match &value {
-          redis::Value::ServerError(err) => Some(err.code().as_bytes()),
-          _ => None,
-        };
-        monitor::record(latency, p.counts_as_error(error_text));
-        staged.value(&p.channel, p.id, p.mode, value);
-      }
-      staged.deliver();
-      client.end_requests(count);
-    }
-    Ok(Ok(values)) => {
-      let failure = Failure::new(
-        FailureKind::Connection,
-        format!("Redis sent {} replies for {count} commands", values.len()),
-      );
-      fail_pending(&client, pending, &failure)
-    }
-    Ok(Err(e)) => {
-      let failure = Failure::from_redis(&e);
-      if failure.kind == FailureKind::Connection {
-        client.connection_failed(generation, &failure);
-      }
-      fail_pending(&client, pending, &failure)
-    }
-    Err(_) => {
-      let timeout = client.config.command_timeout.as_millis();
-      monitor::record_failures(pending.len(), client.config.command_timeout);
-      let mut staged = Staged::default();
-      for p in &pending {
-        let message = format!("Redis command {} timed out after {timeout} ms", p.name.as_str());
-        staged.failure(&p.channel, p.id, &Failure::new(FailureKind::Timeout, message));
-      }
-      staged.deliver();
-      client.end_requests(count);
-    }
-  }
 }
 
 fn fail_pending(client: &Client, pending: Vec<Pending>, failure: &Failure) {
@@ -911,17 +807,24 @@ fn escaped_prefix(prefix: &[u8]) -> &'static [u8] {
   escaped
 }
 
-/// Appends UTF-16 code units (a JS string) as UTF-8; lone surrogates become U+FFFD, as in Node.
-fn push_utf8(out: &mut Vec<u8>, units: &[u16]) {
+/// Appends UTF-16 code units (a JS string) as UTF-8. A lone surrogate is
+/// refused (it would become U+FFFD and two strings would meet on the wire).
+fn push_utf8(out: &mut Vec<u8>, units: &[u16]) -> std::result::Result<(), Failure> {
   if units.iter().all(|&u| u < 0x80) {
     out.extend(units.iter().map(|&u| u as u8));
-    return;
+    return Ok(());
   }
   for c in char::decode_utf16(units.iter().copied()) {
-    let c = c.unwrap_or(char::REPLACEMENT_CHARACTER);
+    let Ok(c) = c else {
+      return Err(Failure::new(
+        FailureKind::Invalid,
+        "an argument is not well-formed UTF-16 (it holds a lone surrogate); nothing was sent",
+      ));
+    };
     let mut buf = [0u8; 4];
     out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
   }
+  Ok(())
 }
 
 unsafe fn int32_slice<'a>(env: sys::napi_env, value: sys::napi_value, count: usize) -> Result<&'a [i32]> {

@@ -15,13 +15,13 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use once_cell::sync::Lazy;
-use redis::aio::MultiplexedConnection;
 use tokio::sync::watch;
 
-use crate::config::{password_of, ClientConfig, RedisOptions};
+use crate::config::{connection_info, password_of, ClientConfig, RedisOptions};
 use crate::connection::{FastConn, Handshake};
 use crate::errors::{register_secret, Failure, FailureKind};
 use crate::events::{emit, RedisEvent};
+use crate::tls::TlsSettings;
 
 /// The tokio runtime every client uses; its threads never keep Node alive.
 pub static RUNTIME: Lazy<tokio::runtime::Runtime> = Lazy::new(|| {
@@ -37,13 +37,20 @@ pub static RUNTIME: Lazy<tokio::runtime::Runtime> = Lazy::new(|| {
     .expect("cannot start the tokio runtime")
 });
 
-/// The connection commands go over.
-#[derive(Clone)]
-pub enum Transport {
-  /// Our own plain-TCP connection (written to on the caller's thread).
-  Fast(Arc<FastConn>),
-  /// redis-rs's multiplexed connection (TLS), and its generation.
-  Multiplexed(MultiplexedConnection, u64),
+/// The connection commands go over: our own, plain TCP or TLS, written to on
+/// the caller's thread.
+pub type Transport = Arc<FastConn>;
+
+/// Where to connect and how to introduce ourselves, from the URL (parsed once,
+/// by redis-rs: the one place it still earns its keep).
+struct Endpoint {
+  host: String,
+  port: u16,
+  username: Option<String>,
+  password: Option<String>,
+  db: i64,
+  /// Present for `rediss://`.
+  tls: Option<TlsSettings>,
 }
 
 /// Where the connection is, as `getConnectionStatus().state` tells it.
@@ -64,7 +71,7 @@ enum Phase {
 
 pub struct Client {
   pub config: ClientConfig,
-  redis: redis::Client,
+  endpoint: Endpoint,
   phase: watch::Sender<Phase>,
   /// True once a connection has ever been made or attempted, to tell
   /// `connecting` from `reconnecting`.
@@ -112,13 +119,6 @@ pub struct Status {
   pub last_error: Option<String>,
 }
 
-fn connection_config(config: &ClientConfig) -> redis::AsyncConnectionConfig {
-  redis::AsyncConnectionConfig::new()
-    .set_connection_timeout(Some(config.connect_timeout))
-    // Our own timeout wraps every request, including the wait for a connection.
-    .set_response_timeout(None)
-}
-
 impl Client {
   pub fn new(config: ClientConfig) -> Result<Arc<Self>, Failure> {
     if config.cluster {
@@ -127,38 +127,45 @@ impl Client {
         "Redis Cluster mode (cluster: true / REDIS_CLUSTER=true) is not available in this version yet",
       ));
     }
-    let invalid = |e: redis::RedisError| Failure::new(FailureKind::Invalid, format!("invalid Redis URL: {e}"));
-    let mut url = config.url.clone();
-    if let Some(password) = password_of(&url) {
+    if let Some(password) = password_of(&config.url) {
       register_secret(&password);
     }
-    let redis = if config.is_tls() {
-      if !config.tls_reject_unauthorized && !url.contains("#insecure") {
-        url.push_str("#insecure");
+    let info = connection_info(&config.url).map_err(|e| Failure::new(FailureKind::Invalid, e.reason))?;
+    let (host, port, insecure) = match info.addr() {
+      redis::ConnectionAddr::Tcp(host, port) => (host.clone(), *port, false),
+      redis::ConnectionAddr::TcpTls {
+        host, port, insecure, ..
+      } => (host.clone(), *port, *insecure),
+      _ => {
+        return Err(Failure::new(
+          FailureKind::Invalid,
+          "only redis:// and rediss:// URLs (TCP) are supported",
+        ))
       }
-      let root_cert = match &config.tls_ca_file {
-        Some(file) => Some(
-          std::fs::read(file)
-            .map_err(|e| Failure::new(FailureKind::Invalid, format!("cannot read tls.caFile {file}: {e}")))?,
-        ),
-        None => None,
-      };
-      let _ = rustls::crypto::ring::default_provider().install_default();
-      redis::Client::build_with_tls(
-        url.as_str(),
-        redis::TlsCertificates {
-          client_tls: None,
-          root_cert,
-        },
-      )
-      .map_err(invalid)?
+    };
+    let tls = if config.is_tls() {
+      Some(TlsSettings::new(
+        &host,
+        config.tls_ca_file.as_deref(),
+        config.tls_reject_unauthorized && !insecure,
+        config.tls_servername.as_deref(),
+      )?)
     } else {
-      redis::Client::open(url.as_str()).map_err(invalid)?
+      None
+    };
+    let settings = info.redis_settings();
+    let endpoint = Endpoint {
+      host,
+      port,
+      username: settings.username().map(str::to_string),
+      password: settings.password().map(str::to_string),
+      db: settings.db(),
+      tls,
     };
     let (phase, _) = watch::channel(Phase::Idle);
     Ok(Arc::new(Self {
       config,
-      redis,
+      endpoint,
       phase,
       had_attempt: AtomicBool::new(false),
       reconnect_loop_running: AtomicBool::new(false),
@@ -211,10 +218,7 @@ impl Client {
     match &*self.phase.borrow() {
       Phase::BackingOff => true,
       Phase::Connecting => self.had_connection(),
-      Phase::Ready {
-        transport: Transport::Fast(conn),
-        ..
-      } => conn.is_dead(),
+      Phase::Ready { transport, .. } => transport.is_dead(),
       _ => false,
     }
   }
@@ -233,8 +237,7 @@ impl Client {
       let phase = rx.borrow_and_update().clone();
       match phase {
         Phase::Ready { transport, generation } => {
-          let dead = matches!(&transport, Transport::Fast(conn) if conn.is_dead());
-          if !dead {
+          if !transport.is_dead() {
             return Ok(transport);
           }
           // The socket died and its reader has not said so yet: say it for it.
@@ -304,13 +307,10 @@ impl Client {
     }
   }
 
-  /// The plain-TCP connection, when it is up (the synchronous send path).
+  /// The connection, when it is up (the synchronous send path).
   pub fn ready_fast(&self) -> Option<Arc<FastConn>> {
     match &*self.phase.borrow() {
-      Phase::Ready {
-        transport: Transport::Fast(conn),
-        ..
-      } if !conn.is_dead() => Some(Arc::clone(conn)),
+      Phase::Ready { transport, .. } if !transport.is_dead() => Some(Arc::clone(transport)),
       _ => None,
     }
   }
@@ -355,7 +355,6 @@ impl Client {
 
   async fn reconnect_loop(self: &Arc<Self>, mut counts_as_reconnect: bool) {
     let mut attempt: u32 = 0;
-    let cfg = connection_config(&self.config);
     loop {
       if self.is_closed() {
         return;
@@ -370,13 +369,11 @@ impl Client {
         self.reconnects.fetch_add(1, Ordering::Relaxed);
       }
       let generation = self.generation.load(Ordering::Acquire) + 1;
-      let result = tokio::time::timeout(self.config.connect_timeout, self.connect_once(&cfg, generation)).await;
+      let result = tokio::time::timeout(self.config.connect_timeout, self.connect_once(generation)).await;
       let failure = match result {
         Ok(Ok(transport)) => {
           if self.is_closed() {
-            if let Transport::Fast(conn) = &transport {
-              conn.shutdown();
-            }
+            transport.shutdown();
             return;
           }
           self.generation.store(generation, Ordering::Release);
@@ -430,39 +427,34 @@ impl Client {
     });
   }
 
-  /// One connection attempt: our own connection for plain TCP, redis-rs's for TLS.
-  async fn connect_once(
-    self: &Arc<Self>,
-    cfg: &redis::AsyncConnectionConfig,
-    generation: u64,
-  ) -> Result<Transport, Failure> {
-    let info = self.redis.get_connection_info();
-    if let redis::ConnectionAddr::Tcp(host, port) = info.addr() {
-      let settings = info.redis_settings();
-      let handshake = Handshake {
-        username: settings.username().map(str::to_string),
-        password: settings.password().map(str::to_string),
-        db: settings.db(),
-        set_name: !self.name_refused.load(Ordering::Relaxed),
-      };
-      let connected = FastConn::connect(host, *port, &handshake, Arc::clone(self), generation).await?;
-      for (step, reason) in connected.refused {
-        if step == "CLIENT SETNAME" && self.name_refused.swap(true, Ordering::Relaxed) {
-          continue;
-        }
-        // Reported once; the connection is used all the same.
-        emit(RedisEvent::error(&format!(
-          "{step} was refused (optional: the connection is used without it): {reason}"
-        )));
+  /// One connection attempt (TCP, TLS for `rediss://`, then Redis's handshake).
+  async fn connect_once(self: &Arc<Self>, generation: u64) -> Result<Transport, Failure> {
+    let endpoint = &self.endpoint;
+    let handshake = Handshake {
+      username: endpoint.username.clone(),
+      password: endpoint.password.clone(),
+      db: endpoint.db,
+      set_name: !self.name_refused.load(Ordering::Relaxed),
+    };
+    let connected = FastConn::connect(
+      &endpoint.host,
+      endpoint.port,
+      &handshake,
+      endpoint.tls.as_ref(),
+      Arc::clone(self),
+      generation,
+    )
+    .await?;
+    for (step, reason) in connected.refused {
+      if step == "CLIENT SETNAME" && self.name_refused.swap(true, Ordering::Relaxed) {
+        continue;
       }
-      return Ok(Transport::Fast(connected.conn));
+      // Reported once; the connection is used all the same.
+      emit(RedisEvent::error(&format!(
+        "{step} was refused (optional: the connection is used without it): {reason}"
+      )));
     }
-    let conn = self
-      .redis
-      .get_multiplexed_async_connection_with_config(cfg)
-      .await
-      .map_err(|e| Failure::from_redis(&e))?;
-    Ok(Transport::Multiplexed(conn, generation))
+    Ok(connected.conn)
   }
 
   /// Counts `n` requests in flight (for the graceful close).
@@ -491,13 +483,8 @@ impl Client {
     }
     let was_open = !self.is_closed();
     let previous = self.phase.send_replace(Phase::Closed);
-    // Our own connection is shut down here; redis-rs's closes when its last handle goes.
-    if let Phase::Ready {
-      transport: Transport::Fast(conn),
-      ..
-    } = previous
-    {
-      conn.shutdown();
+    if let Phase::Ready { transport, .. } = previous {
+      transport.shutdown();
     }
     if was_open {
       emit(RedisEvent::simple("end"));

@@ -15,6 +15,8 @@ pub struct TlsOptions {
   pub ca_file: Option<String>,
   /// `false` accepts any server certificate (tests only). Default `true`.
   pub reject_unauthorized: Option<bool>,
+  /// The name the server's certificate must carry, sent as SNI. Default: the URL's host.
+  pub servername: Option<String>,
 }
 
 /// Options for `configureRedis()`. Every field is optional.
@@ -55,6 +57,7 @@ pub struct ClientConfig {
   pub cluster: bool,
   pub tls_ca_file: Option<String>,
   pub tls_reject_unauthorized: bool,
+  pub tls_servername: Option<String>,
 }
 
 pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379";
@@ -114,6 +117,7 @@ impl ClientConfig {
       cluster,
       tls_ca_file: tls.ca_file,
       tls_reject_unauthorized: tls.reject_unauthorized.unwrap_or(true),
+      tls_servername: tls.servername,
     })
   }
 
@@ -139,6 +143,7 @@ pub struct BullMqConnection {
 pub struct BullMqTls {
   pub ca: Option<String>,
   pub reject_unauthorized: bool,
+  pub servername: Option<String>,
 }
 
 /// The URL as redis-rs parses it (the parser the connection itself uses).
@@ -178,6 +183,7 @@ impl ClientConfig {
       Some(BullMqTls {
         ca,
         reject_unauthorized: self.tls_reject_unauthorized,
+        servername: self.tls_servername.clone(),
       })
     } else {
       None

@@ -1,4 +1,9 @@
-//! The plain-TCP fast path: one Redis connection of our own.
+//! The fast path: one Redis connection of our own, plain TCP or TLS.
+//!
+//! TLS is sans-I/O (rustls's `ClientConnection`): requests are encrypted and
+//! written on the caller's thread like plain ones, and replies are decrypted
+//! by whichever reader reads the socket, into the same buffer the parser
+//! reads. Only the handshakes (TLS, then Redis's) are asynchronous.
 //!
 //! Writes happen on the caller's thread (the JS thread, inside
 //! `Channel.submit`): the request's entries go into the in-flight FIFO and its
@@ -25,6 +30,7 @@ use crate::client::Client;
 use crate::errors::{Failure, FailureKind};
 use crate::monitor;
 use crate::resp::{self, Frame};
+use crate::tls::{self, TlsSettings};
 
 /// A command name kept inline for the timeout message.
 #[derive(Clone, Copy)]
@@ -77,6 +83,8 @@ struct Writer {
   socket: std::net::TcpStream,
   /// Bytes the socket has not taken yet; while it is not empty, new bytes go after them.
   backlog: Vec<u8>,
+  /// TLS records of one send (reused).
+  sealed: Vec<u8>,
 }
 
 struct InFlight {
@@ -101,6 +109,58 @@ pub struct FastConn {
   flush_wakeup: Notify,
   stream: Arc<TcpStream>,
   read_state: Mutex<ReadState>,
+  /// The TLS session of a `rediss://` connection. Locked after `writer` or
+  /// `read_state`, never before them.
+  tls: Option<Mutex<rustls::ClientConnection>>,
+}
+
+/// The handshake's reads and writes, on a plain or a TLS socket.
+struct HandshakeIo<'a> {
+  stream: &'a TcpStream,
+  tls: Option<rustls::ClientConnection>,
+  peer: &'a str,
+}
+
+impl HandshakeIo<'_> {
+  fn io(&self, e: std::io::Error) -> Failure {
+    Failure::new(FailureKind::Connection, format!("{e} ({})", self.peer))
+  }
+
+  async fn write_all(&mut self, bytes: &[u8]) -> Result<(), Failure> {
+    if let Some(conn) = self.tls.as_mut() {
+      return tls::send(self.stream, conn, bytes, self.peer).await;
+    }
+    let mut written = 0;
+    while written < bytes.len() {
+      self.stream.writable().await.map_err(|e| self.io(e))?;
+      match self.stream.try_write(&bytes[written..]) {
+        Ok(n) => written += n,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+        Err(e) => return Err(self.io(e)),
+      }
+    }
+    Ok(())
+  }
+
+  /// Appends what arrives next to `buf`; false when the server closed.
+  async fn read_more(&mut self, buf: &mut Vec<u8>) -> Result<bool, Failure> {
+    if let Some(conn) = self.tls.as_mut() {
+      return tls::recv(self.stream, conn, buf, self.peer).await;
+    }
+    let mut chunk = [0u8; 512];
+    loop {
+      self.stream.readable().await.map_err(|e| self.io(e))?;
+      match self.stream.try_read(&mut chunk) {
+        Ok(0) => return Ok(false),
+        Ok(n) => {
+          buf.extend_from_slice(&chunk[..n]);
+          return Ok(true);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+        Err(e) => return Err(self.io(e)),
+      }
+    }
+  }
 }
 
 /// Handshake settings from the URL.
@@ -165,17 +225,33 @@ fn judge_step(step: Step, text: &str, db: i64) -> Result<Option<String>, Failure
 }
 
 impl FastConn {
-  /// Connects, authenticates and selects the database, then starts the reader.
+  /// Connects (with the TLS handshake for `rediss://`), authenticates and
+  /// selects the database, then starts the reader.
   pub async fn connect(
     host: &str,
     port: u16,
     handshake: &Handshake,
+    tls_settings: Option<&TlsSettings>,
     client: Arc<Client>,
     generation: u64,
   ) -> Result<Connected, Failure> {
+    let peer = format!("{host}:{port}");
     let io = |e: std::io::Error| Failure::new(FailureKind::Connection, format!("{e} ({host}:{port})"));
     let stream = TcpStream::connect((host, port)).await.map_err(io)?;
     stream.set_nodelay(true).map_err(io)?;
+    let tls_conn = match tls_settings {
+      Some(settings) => {
+        let mut conn = settings.client()?;
+        tls::handshake(&stream, &mut conn, &peer).await?;
+        Some(conn)
+      }
+      None => None,
+    };
+    let mut hs = HandshakeIo {
+      stream: &stream,
+      tls: tls_conn,
+      peer: &peer,
+    };
 
     let mut hello = Vec::new();
     let mut expected = Vec::new();
@@ -196,33 +272,18 @@ impl FastConn {
     }
     resp::write_command(&mut hello, &[b"PING"]);
     expected.push(Step::Ping);
-    let mut written = 0;
-    while written < hello.len() {
-      stream.writable().await.map_err(io)?;
-      match stream.try_write(&hello[written..]) {
-        Ok(n) => written += n,
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-        Err(e) => return Err(io(e)),
-      }
-    }
+    hs.write_all(&hello).await?;
 
     let mut buf = Vec::with_capacity(512);
     let mut at = 0;
     let mut answered = 0;
     let mut refused = Vec::new();
     while answered < expected.len() {
-      let mut chunk = [0u8; 512];
-      stream.readable().await.map_err(io)?;
-      match stream.try_read(&mut chunk) {
-        Ok(0) => {
-          return Err(Failure::new(
-            FailureKind::Connection,
-            "Redis closed the connection during the handshake",
-          ))
-        }
-        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-        Err(e) => return Err(io(e)),
+      if !hs.read_more(&mut buf).await? {
+        return Err(Failure::new(
+          FailureKind::Connection,
+          "Redis closed the connection during the handshake",
+        ));
       }
       while answered < expected.len() {
         let parsed = resp::parse_frame(&buf, at).map_err(|e| Failure::new(FailureKind::Connection, e.0))?;
@@ -239,6 +300,7 @@ impl FastConn {
       }
     }
 
+    let tls_conn = hs.tls.take();
     let socket = stream.into_std().map_err(io)?;
     socket.set_nonblocking(true).map_err(io)?;
     let writer_socket = socket.try_clone().map_err(io)?;
@@ -248,6 +310,7 @@ impl FastConn {
       writer: Mutex::new(Writer {
         socket: writer_socket,
         backlog: Vec::new(),
+        sealed: Vec::new(),
       }),
       in_flight: Mutex::new(InFlight {
         queue: VecDeque::new(),
@@ -262,6 +325,7 @@ impl FastConn {
         buf: Vec::with_capacity(64 * 1024),
         ..Default::default()
       }),
+      tls: tls_conn.map(Mutex::new),
     });
     tokio::spawn(read_loop(Arc::clone(&conn), client));
     tokio::spawn(flush_loop(Arc::clone(&conn)));
@@ -287,9 +351,27 @@ impl FastConn {
     if self.timer_parked.swap(false, Ordering::SeqCst) {
       self.reader_wakeup.notify_one();
     }
+    match &self.tls {
+      None => self.write_locked(&mut writer, bytes),
+      Some(session) => {
+        let mut sealed = std::mem::take(&mut writer.sealed);
+        sealed.clear();
+        let encrypted = tls::encrypt(&mut session.lock().unwrap(), bytes, &mut sealed);
+        match encrypted {
+          Ok(()) => self.write_locked(&mut writer, &sealed),
+          Err(_) => self.kill_locked(&writer),
+        }
+        writer.sealed = sealed;
+      }
+    }
+    Ok(())
+  }
+
+  /// Writes `bytes` to the socket after the backlog (under the writer lock).
+  fn write_locked(&self, writer: &mut Writer, bytes: &[u8]) {
     if !writer.backlog.is_empty() {
       writer.backlog.extend_from_slice(bytes);
-      return Ok(());
+      return;
     }
     match (&writer.socket).write(bytes) {
       Ok(n) if n == bytes.len() => {}
@@ -303,10 +385,58 @@ impl FastConn {
       }
       Err(_) => {
         // The reader sees the broken socket and fails everything in flight.
-        self.kill_locked(&writer);
+        self.kill_locked(writer);
       }
     }
-    Ok(())
+  }
+
+  /// TLS records rustls wants to send on its own (an alert, a key update's answer).
+  fn flush_session(&self) {
+    let Some(session) = &self.tls else { return };
+    let mut writer = self.writer.lock().unwrap();
+    if self.is_dead() {
+      return;
+    }
+    let mut sealed = std::mem::take(&mut writer.sealed);
+    sealed.clear();
+    {
+      let mut session = session.lock().unwrap();
+      while session.wants_write() {
+        if session.write_tls(&mut sealed).is_err() {
+          break;
+        }
+      }
+    }
+    if !sealed.is_empty() {
+      self.write_locked(&mut writer, &sealed);
+    }
+    writer.sealed = sealed;
+  }
+
+  /// Takes bytes read from the socket into `state.buf` as plaintext: `chunk`
+  /// (the JS thread's read), or what the tokio reader left in `state.cipher`.
+  /// For TLS they are decrypted here. Returns false when the server ended the
+  /// TLS session.
+  fn take_in(&self, state: &mut ReadState, chunk: Option<&[u8]>) -> Result<bool, Failure> {
+    let Some(session) = &self.tls else {
+      if let Some(chunk) = chunk {
+        state.buf.extend_from_slice(chunk);
+      }
+      return Ok(true);
+    };
+    let cipher = std::mem::take(&mut state.cipher);
+    let input = chunk.unwrap_or(&cipher);
+    let outcome = tls::decrypt(&mut session.lock().unwrap(), input, &mut state.buf);
+    state.cipher = cipher;
+    state.cipher.clear();
+    let open = outcome.map_err(|e| match e {
+      tls::Decrypt::Tls(e) => tls::tls_failure(e, "Redis"),
+      tls::Decrypt::Io(e) => Failure::new(FailureKind::Connection, format!("reading from Redis failed: {e}")),
+    })?;
+    if session.lock().unwrap().wants_write() {
+      self.flush_session();
+    }
+    Ok(open)
   }
 
   fn kill_locked(&self, writer: &Writer) {
@@ -367,8 +497,11 @@ const IDLE_BEFORE_PARKING: Duration = Duration::from_secs(1);
 /// The bytes read and not yet parsed, and who reads the socket.
 #[derive(Default)]
 pub struct ReadState {
+  /// Plaintext: RESP bytes for the parser.
   buf: Vec<u8>,
   start: usize,
+  /// Ciphertext read by the tokio reader, not yet decrypted (TLS only).
+  cipher: Vec<u8>,
   /// The JS thread reads the socket now (through libuv); the tokio task only keeps time.
   js_reads: bool,
   /// The end of the connection has been handled.
@@ -523,8 +656,15 @@ impl FastConn {
     if state.finished {
       return;
     }
-    state.buf.extend_from_slice(chunk);
-    if let Err(failure) = self.process(&mut state, client) {
+    let outcome = self.take_in(&mut state, Some(chunk)).and_then(|open| {
+      self.process(&mut state, client)?;
+      if open {
+        Ok(())
+      } else {
+        Err(Failure::new(FailureKind::Connection, "Redis ended the TLS session"))
+      }
+    });
+    if let Err(failure) = outcome {
       self.finish(&mut state, client, &failure);
       drop(state);
       client.connection_failed(self.generation, &failure);
@@ -586,12 +726,19 @@ async fn read_loop(conn: Arc<FastConn>, client: Arc<Client>) {
       continue;
     }
     let mut closed = None;
+    let state = &mut *state;
     loop {
-      if state.buf.capacity() - state.buf.len() < 16 * 1024 {
-        state.buf.reserve(64 * 1024);
+      // Plaintext goes straight to the parser's buffer; TLS records wait to be decrypted.
+      let into = if conn.tls.is_some() {
+        &mut state.cipher
+      } else {
+        &mut state.buf
+      };
+      if into.capacity() - into.len() < 16 * 1024 {
+        into.reserve(64 * 1024);
       }
       // Reads into the Vec's spare capacity and extends its length by what was read.
-      match conn.stream.try_read_buf(&mut state.buf) {
+      match conn.stream.try_read_buf(into) {
         Ok(0) => {
           closed = Some(Failure::new(FailureKind::Connection, "Redis closed the connection"));
           break;
@@ -607,7 +754,17 @@ async fn read_loop(conn: Arc<FastConn>, client: Arc<Client>) {
         }
       }
     }
-    if let Err(failure) = conn.process(&mut state, &client) {
+    match conn.take_in(state, None) {
+      Ok(true) => {}
+      Ok(false) => {
+        closed = closed.or(Some(Failure::new(
+          FailureKind::Connection,
+          "Redis ended the TLS session",
+        )))
+      }
+      Err(failure) => break failure,
+    }
+    if let Err(failure) = conn.process(state, &client) {
       break failure;
     }
     if let Some(failure) = closed {

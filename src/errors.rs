@@ -108,27 +108,4 @@ impl Failure {
       ..Self::new(kind, message)
     }
   }
-
-  /// Classifies an error from redis-rs.
-  pub fn from_redis(err: &redis::RedisError) -> Self {
-    use redis::ErrorKind as K;
-    let kind = match err.kind() {
-      K::AuthenticationFailed => FailureKind::Auth,
-      _ if err.is_timeout() => FailureKind::Timeout,
-      _ if err.is_io_error()
-        || err.is_connection_dropped()
-        || err.is_connection_refusal()
-        || err.is_unrecoverable_error() =>
-      {
-        FailureKind::Connection
-      }
-      K::Server(_) | K::Extension => FailureKind::Reply,
-      _ => FailureKind::Connection,
-    };
-    let text = err.to_string();
-    if kind == FailureKind::Auth || text.contains("WRONGPASS") || text.contains("NOAUTH") {
-      return Self::fatal(FailureKind::Auth, format!("Redis authentication failed: {text}"));
-    }
-    Self::new(kind, text)
-  }
 }

@@ -18,6 +18,7 @@ mod keys;
 mod monitor;
 mod resp;
 mod scripts;
+mod tls;
 
 use napi_derive::napi;
 

@@ -117,8 +117,11 @@ async function startRedisServer(options) {
   return new RedisServer(options).start()
 }
 
-/** A CA and a server certificate for 127.0.0.1, made with openssl in a temp folder. */
-function makeTlsFiles() {
+/**
+ * A CA and a server certificate (for 127.0.0.1 and localhost unless
+ * `subjectAltName` says otherwise), made with openssl in a temp folder.
+ */
+function makeTlsFiles({ subjectAltName = 'IP:127.0.0.1,DNS:localhost' } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'yg-redis-tls-'))
   const file = (name) => path.join(dir, name)
   const openssl = (...args) => execFileSync('openssl', args, { stdio: 'pipe' })
@@ -126,7 +129,7 @@ function makeTlsFiles() {
     '-keyout', file('ca.key'), '-out', file('ca.crt'))
   openssl('req', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=127.0.0.1', '-keyout', file('server.key'),
     '-out', file('server.csr'))
-  fs.writeFileSync(file('ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n')
+  fs.writeFileSync(file('ext.cnf'), `subjectAltName=${subjectAltName}\n`)
   openssl('x509', '-req', '-in', file('server.csr'), '-CA', file('ca.crt'), '-CAkey', file('ca.key'),
     '-CAcreateserial', '-days', '2', '-extfile', file('ext.cnf'), '-out', file('server.crt'))
   return { dir, ca: file('ca.crt'), cert: file('server.crt'), key: file('server.key') }
