@@ -1,14 +1,16 @@
 'use strict'
 // Raw GET and SET through getRedisClient() side by side with ioredis (plain
 // and auto-pipelined), on one private redis-server, in one run.
-//   node bench/run.js [--suite raw|cache] [--seconds 3] [--repeat 3] [--concurrency 1,16,128,1024] [--ops …]
+//   node bench/run.js [--suite raw|cache|limit|lock] [--tls] [--seconds 3] [--repeat 3] [--concurrency 1,16,128,1024] [--ops …]
+// --tls: the server is TLS-only (a CA made with openssl for the run), and every
+// client — the addon and ioredis alike — trusts it through NODE_EXTRA_CA_CERTS.
 // raw: GET/SET through getRedisClient(); cache: cacheService get/set/getOrSet of a ~1 KB
 // profile against the same cache written on ioredis.
 // Every cell is the median of --repeat interleaved runs, each in a fresh process.
 // Prints a Markdown table and writes bench/results/raw.json.
 const fs = require('node:fs')
 const path = require('node:path')
-const { startRedisServer } = require('../__test__/support/redis-server.js')
+const { startRedisServer, makeTlsFiles } = require('../__test__/support/redis-server.js')
 const { execFileSync } = require('node:child_process')
 const Redis = require('ioredis')
 const { runChild } = require('./lib.js')
@@ -76,12 +78,15 @@ async function main() {
   const ops = option('ops', SUITES[suite].ops).split(',')
   const repeat = Number(option('repeat', '3'))
   const clients = ['addon', 'ioredis', 'ioredis-auto']
-  const server = await startRedisServer()
+  const useTls = process.argv.includes('--tls')
+  const tls = useTls ? makeTlsFiles() : null
+  const server = await startRedisServer(tls ? { tls } : {})
+  const childEnv = tls ? { NODE_EXTRA_CA_CERTS: tls.ca } : {}
   const rows = []
-  const admin = new Redis(server.url)
+  const admin = new Redis(server.url, tls ? { tls: { ca: fs.readFileSync(tls.ca) } } : {})
   let ceiling = 0
   try {
-    if (suite === 'limit') {
+    if (suite === 'limit' && !useTls) {
       ceiling = serverCeiling(server.url, seconds)
       process.stderr.write(`server ceiling (redis-benchmark, -P 64): ${Math.round(ceiling)} scripts/s\n`)
     }
@@ -93,7 +98,7 @@ async function main() {
         for (let i = 0; i < repeat; i++) {
           for (const client of clients) {
             await admin.config('RESETSTAT')
-            const r = await runChild(worker, [client, op, c, seconds, server.url])
+            const r = await runChild(worker, [client, op, c, seconds, server.url], childEnv)
             r.serverUsPerOp = await serverUsPerScript(admin)
             samples.get(client).push(r)
             process.stderr.write(`${op} C=${c} ${client} #${i + 1}: ${Math.round(r.opsPerSec)} ops/s p50 ${r.p50Us.toFixed(0)} µs\n`)
@@ -105,6 +110,7 @@ async function main() {
   } finally {
     admin.disconnect()
     await server.stop()
+    if (tls) fs.rmSync(tls.dir, { recursive: true, force: true })
   }
   const find = (client, op, c) => rows.find((r) => r.client === client && r.op === op && r.concurrency === c)
   const f = (n, d = 0) => n.toFixed(d)
@@ -146,8 +152,9 @@ async function main() {
   console.log(table)
   const dir = path.join(__dirname, 'results')
   fs.mkdirSync(dir, { recursive: true })
-  fs.writeFileSync(path.join(dir, `${suite}.json`), JSON.stringify({ date: new Date().toISOString(), seconds, rows }, null, 2))
-  fs.writeFileSync(path.join(dir, `${suite}.md`), table + '\n')
+  const name = `${suite}${useTls ? '-tls' : ''}`
+  fs.writeFileSync(path.join(dir, `${name}.json`), JSON.stringify({ date: new Date().toISOString(), tls: useTls, seconds, rows }, null, 2))
+  fs.writeFileSync(path.join(dir, `${name}.md`), table + '\n')
 }
 
 main().catch((error) => {
