@@ -4,7 +4,10 @@
 // connection.
 const Redis = require('ioredis')
 const { Queue, Worker, QueueEvents } = require('bullmq')
-const { RedisServer } = require('./support/redis-server.js')
+const { RedisServer, harnessTls } = require('./support/redis-server.js')
+
+/** What getBullMQConnection adds for a TLS server (the harness's TLS switch). */
+const TLS = harnessTls() ? { tls: { rejectUnauthorized: true } } : {}
 const { redis, useRedis, runNode } = require('./support/client.js')
 
 const { getBullMQOptions, getBullMQConnection, getRedisClient, RedisKeys } = redis
@@ -76,7 +79,7 @@ test('getBullMQOptions(): getBullMQConnection() and the prefix `jobs` without a 
   await useRedis({ url: server.url })
   const options = getBullMQOptions()
   expect(options).toEqual({ connection: getBullMQConnection(), prefix: 'jobs' })
-  expect(options.connection).toEqual({ host: '127.0.0.1', port: server.port, db: 0, maxRetriesPerRequest: null })
+  expect(options.connection).toEqual({ host: '127.0.0.1', port: server.port, db: 0, maxRetriesPerRequest: null, ...TLS })
   // A fresh object every call: BullMQ (or the caller) may change it.
   options.connection.port = 1
   expect(getBullMQOptions().connection.port).toBe(server.port)
@@ -163,7 +166,7 @@ test('REDIS_KEY_PREFIX sets the BullMQ prefix too', async () => {
   expect(stderr).toBe('')
   expect(code).toBe(0)
   expect(JSON.parse(stdout)).toEqual({
-    connection: { host: '127.0.0.1', port: server.port, db: 0, maxRetriesPerRequest: null },
+    connection: { host: '127.0.0.1', port: server.port, db: 0, maxRetriesPerRequest: null, ...TLS },
     prefix: 'from-env:jobs',
   })
 })

@@ -162,13 +162,14 @@ describe('reconnecting', () => {
 
   test('maxRetries stops the background attempts; the next command tries again', async () => {
     const port = await freePort()
-    const client = await useRedis({ url: `redis://127.0.0.1:${port}`, maxRetries: 2, retryBaseDelayMs: 20, retryMaxDelayMs: 40 })
+    const later = new RedisServer({ port }) // not started yet
+    const client = await useRedis({ url: later.url, maxRetries: 2, retryBaseDelayMs: 20, retryMaxDelayMs: 40 })
     const events = []
     const unsubscribe = redis.onRedisEvent((e) => events.push(e))
     await expect(client.ping()).rejects.toBeInstanceOf(RedisConnectionError)
     await waitFor(() => redis.getConnectionStatus().state === 'idle', 3000)
     expect(events.filter((e) => e.type === 'error')).toHaveLength(3)
-    const server = await new RedisServer({ port }).start()
+    const server = await later.start()
     try {
       expect(await client.ping()).toBe('PONG')
     } finally {
@@ -186,7 +187,7 @@ describe('authentication', () => {
       const secret = 'hunter2-Wrong-Secret'
       const events = []
       const unsubscribe = redis.onRedisEvent((e) => events.push(e))
-      const client = await useRedis({ url: `redis://default:${secret}@127.0.0.1:${server.port}/0` })
+      const client = await useRedis({ url: server.urlWith({ user: 'default', password: secret, db: 0 }) })
       const error = await client.ping().catch((e) => e)
       unsubscribe()
       expect(error).toBeInstanceOf(RedisAuthError)
@@ -198,7 +199,7 @@ describe('authentication', () => {
       expect(status.lastError).toMatch(/auth/i)
 
       await redis.closeRedisConnection()
-      const good = await useRedis({ url: `redis://:the-right-one@127.0.0.1:${server.port}/2` })
+      const good = await useRedis({ url: server.urlWith({ password: 'the-right-one', db: 2 }) })
       expect(await good.ping()).toBe('PONG')
       await good.set('in-db-2', 'yes')
       expect(server.cli('-a', 'the-right-one', '--no-auth-warning', '-n', '2', 'GET', 'in-db-2')).toBe('yes')

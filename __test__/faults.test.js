@@ -382,7 +382,7 @@ describe('1. worker threads', () => {
 
 describe('2. least-privilege users', () => {
   let server
-  const urlFor = (user, password, db = '') => `redis://${user}:${password}@127.0.0.1:${server.port}${db}`
+  const urlFor = (user, password, db = '') => server.urlWith({ user, password }) + db
   const FAST = { commandTimeoutMs: 3000, retryBaseDelayMs: 50, retryMaxDelayMs: 200 }
 
   beforeAll(async () => {

@@ -351,9 +351,12 @@ impl Channel {
   #[napi]
   pub fn submit(&self, env: Env, meta: Unknown, count: u32, text: Unknown, buffers: Unknown) -> Result<()> {
     let raw_env = env.raw();
+    // SAFETY: `meta` is a live Int32Array argument of this call (checked by
+    // int32_slice); the slice is read only here, before control returns to JS.
     let meta = unsafe { int32_slice(raw_env, meta.raw(), count as usize)? };
     let mut scratch = self.scratch.lock().unwrap();
     let (units, args, wire) = &mut *scratch;
+    // SAFETY: `text` is an argument of this call; read_utf16 checks it is a string.
     unsafe { read_utf16(raw_env, text.raw(), units)? };
     let buffers = buffers.raw();
 
@@ -392,6 +395,8 @@ impl Channel {
           }
           text_pos = end;
         } else {
+          // SAFETY: `buffers` is an argument of this call; push_buffer checks the
+          // element is a Buffer/Uint8Array and copies its bytes before returning.
           unsafe { push_buffer(raw_env, buffers, (-len - 1) as u32, &mut args.bytes)? };
         }
         args.ranges.push(start..args.bytes.len());
@@ -530,8 +535,24 @@ impl Channel {
   #[napi]
   pub fn drain(&self, env: Env, meta: Unknown, data: Unknown, extras: Unknown) -> Result<()> {
     let raw_env = env.raw();
+    // SAFETY: `meta` and `data` are live typed-array arguments of this call
+    // (their kinds checked); both views live only until this call returns, and
+    // JS runs nothing meanwhile. The check below refuses two views of the same
+    // memory, so the two `&mut` slices never alias.
     let meta_out = unsafe { float64_slice_mut(raw_env, meta.raw())? };
     let data_out = unsafe { buffer_slice_mut(raw_env, data.raw())? };
+    {
+      let meta_range = meta_out.as_ptr_range();
+      let (meta_start, meta_end) = (meta_range.start as usize, meta_range.end as usize);
+      let data_range = data_out.as_ptr_range();
+      let (data_start, data_end) = (data_range.start as usize, data_range.end as usize);
+      if meta_start < data_end && data_start < meta_end {
+        return Err(Error::new(
+          Status::InvalidArg,
+          "drain: meta and data must not share memory",
+        ));
+      }
+    }
     let extras = extras.raw();
     let capacity = meta_out.len().saturating_sub(2) / 3;
     let prefix = self.inner.scan_prefix.lock().unwrap().clone();
@@ -555,6 +576,7 @@ impl Channel {
           data_out[data_pos..data_pos + len].copy_from_slice(bytes);
           data_pos += len;
         } else {
+          // SAFETY: `raw_env` is this call's env; `bytes` is valid for the call.
           let value = unsafe {
             if matches!(entry.kind, ValueType::Bytes) {
               buffer_to_js(raw_env, bytes)?
@@ -562,6 +584,8 @@ impl Channel {
               string_to_js(raw_env, bytes)?
             }
           };
+          // SAFETY: `extras` is an array argument of this call, `value` a value of this env.
+          // SAFETY: `extras` is an array argument of this call, `value` a value of this env.
           unsafe { check(sys::napi_set_element(raw_env, extras, extra_count, value))? };
           entry.kind = ValueType::Extra;
           entry.num = extra_count as f64;
@@ -569,12 +593,14 @@ impl Channel {
         }
         queue.head += len;
       } else if let Some(extra) = entry.extra.take() {
+        // SAFETY: `raw_env` is this call's env; the values converted are owned here.
         let value = unsafe {
           match *extra {
             Extra::Reply(value, mode) => reply_to_js(raw_env, &value, mode, &prefix)?,
             Extra::Event(event) => event_to_js(raw_env, &event)?,
           }
         };
+        // SAFETY: `extras` is an array argument of this call, `value` a value of this env.
         unsafe { check(sys::napi_set_element(raw_env, extras, extra_count, value))? };
         entry.num = extra_count as f64;
         extra_count += 1;
@@ -827,6 +853,7 @@ fn push_utf8(out: &mut Vec<u8>, units: &[u16]) -> std::result::Result<(), Failur
   Ok(())
 }
 
+// SAFETY: callers pass the env of the N-API call in progress and values of it; nothing returned outlives that call.
 unsafe fn int32_slice<'a>(env: sys::napi_env, value: sys::napi_value, count: usize) -> Result<&'a [i32]> {
   let (data, length) = typed_array_data(env, value, sys::TypedarrayType::int32_array)?;
   Ok(if length == 0 {
@@ -836,6 +863,7 @@ unsafe fn int32_slice<'a>(env: sys::napi_env, value: sys::napi_value, count: usi
   })
 }
 
+// SAFETY: callers pass the env of the N-API call in progress and values of it; nothing returned outlives that call.
 unsafe fn float64_slice_mut<'a>(env: sys::napi_env, value: sys::napi_value) -> Result<&'a mut [f64]> {
   let (data, length) = typed_array_data(env, value, sys::TypedarrayType::float64_array)?;
   Ok(if length == 0 {
@@ -845,6 +873,7 @@ unsafe fn float64_slice_mut<'a>(env: sys::napi_env, value: sys::napi_value) -> R
   })
 }
 
+// SAFETY: callers pass the env of the N-API call in progress and values of it; nothing returned outlives that call.
 unsafe fn typed_array_data(
   env: sys::napi_env,
   value: sys::napi_value,
@@ -873,6 +902,7 @@ unsafe fn typed_array_data(
   Ok((data, length))
 }
 
+// SAFETY: callers pass the env of the N-API call in progress and values of it; nothing returned outlives that call.
 unsafe fn buffer_slice_mut<'a>(env: sys::napi_env, value: sys::napi_value) -> Result<&'a mut [u8]> {
   let mut data = ptr::null_mut();
   let mut length = 0usize;
@@ -885,6 +915,7 @@ unsafe fn buffer_slice_mut<'a>(env: sys::napi_env, value: sys::napi_value) -> Re
 }
 
 /// Reads a JS string as UTF-16 into `out` (reusing its allocation).
+// SAFETY: callers pass the env of the N-API call in progress and values of it; nothing returned outlives that call.
 unsafe fn read_utf16(env: sys::napi_env, value: sys::napi_value, out: &mut Vec<u16>) -> Result<()> {
   let mut len = 0usize;
   check(sys::napi_get_value_string_utf16(
@@ -909,6 +940,7 @@ unsafe fn read_utf16(env: sys::napi_env, value: sys::napi_value, out: &mut Vec<u
 }
 
 /// Appends the bytes of Buffer (or Uint8Array) `index` of the `buffers` array.
+// SAFETY: callers pass the env of the N-API call in progress and values of it; nothing returned outlives that call.
 unsafe fn push_buffer(env: sys::napi_env, buffers: sys::napi_value, index: u32, out: &mut Vec<u8>) -> Result<()> {
   let mut value = ptr::null_mut();
   check(sys::napi_get_element(env, buffers, index, &mut value))?;
@@ -939,12 +971,14 @@ fn check(status: sys::napi_status) -> Result<()> {
   }
 }
 
+// SAFETY: callers pass the env of the N-API call in progress and values of it; nothing returned outlives that call.
 unsafe fn null(env: sys::napi_env) -> Result<sys::napi_value> {
   let mut value = ptr::null_mut();
   check(sys::napi_get_null(env, &mut value))?;
   Ok(value)
 }
 
+// SAFETY: callers pass the env of the N-API call in progress and values of it; nothing returned outlives that call.
 unsafe fn string_to_js(env: sys::napi_env, bytes: &[u8]) -> Result<sys::napi_value> {
   let mut value = ptr::null_mut();
   let text = String::from_utf8_lossy(bytes);
@@ -957,6 +991,7 @@ unsafe fn string_to_js(env: sys::napi_env, bytes: &[u8]) -> Result<sys::napi_val
   Ok(value)
 }
 
+// SAFETY: callers pass the env of the N-API call in progress and values of it; nothing returned outlives that call.
 unsafe fn buffer_to_js(env: sys::napi_env, bytes: &[u8]) -> Result<sys::napi_value> {
   let mut value = ptr::null_mut();
   let mut data = ptr::null_mut();
@@ -970,12 +1005,14 @@ unsafe fn buffer_to_js(env: sys::napi_env, bytes: &[u8]) -> Result<sys::napi_val
   Ok(value)
 }
 
+// SAFETY: callers pass the env of the N-API call in progress and values of it; nothing returned outlives that call.
 unsafe fn number_to_js(env: sys::napi_env, n: f64) -> Result<sys::napi_value> {
   let mut value = ptr::null_mut();
   check(sys::napi_create_double(env, n, &mut value))?;
   Ok(value)
 }
 
+// SAFETY: callers pass the env of the N-API call in progress and values of it; nothing returned outlives that call.
 unsafe fn array_to_js(env: sys::napi_env, items: &[Value], mode: ReplyMode, prefix: &[u8]) -> Result<sys::napi_value> {
   let mut array = ptr::null_mut();
   check(sys::napi_create_array_with_length(env, items.len(), &mut array))?;
@@ -987,6 +1024,7 @@ unsafe fn array_to_js(env: sys::napi_env, items: &[Value], mode: ReplyMode, pref
 }
 
 /// A reply as ioredis gives it: strings (or Buffers), numbers, null, arrays.
+// SAFETY: callers pass the env of the N-API call in progress and values of it; nothing returned outlives that call.
 unsafe fn reply_to_js(env: sys::napi_env, value: &Value, mode: ReplyMode, prefix: &[u8]) -> Result<sys::napi_value> {
   match value {
     Value::Nil => null(env),
@@ -1035,6 +1073,7 @@ unsafe fn reply_to_js(env: sys::napi_env, value: &Value, mode: ReplyMode, prefix
   }
 }
 
+// SAFETY: callers pass the env of the N-API call in progress and values of it; nothing returned outlives that call.
 unsafe fn event_to_js(env: sys::napi_env, event: &RedisEvent) -> Result<sys::napi_value> {
   let mut object = ptr::null_mut();
   check(sys::napi_create_object(env, &mut object))?;

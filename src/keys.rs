@@ -234,6 +234,7 @@ pub fn glob_escape(text: &str) -> String {
 pub fn id_text(builder: &str, value: &Unknown) -> Result<String> {
   match value.get_type()? {
     ValueType::String => {
+      // SAFETY: the value's type was just checked to be a string.
       let s: String = unsafe { value.cast()? };
       if s.is_empty() {
         Err(type_error(format!(
@@ -244,6 +245,7 @@ pub fn id_text(builder: &str, value: &Unknown) -> Result<String> {
       }
     }
     ValueType::Number => {
+      // SAFETY: the value's type was just checked to be a number.
       let n: f64 = unsafe { value.cast()? };
       if n.fract() == 0.0 && n.abs() <= 9_007_199_254_740_991.0 {
         Ok(format!("{}", n as i64))

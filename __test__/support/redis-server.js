@@ -12,6 +12,17 @@ const path = require('node:path')
 const REDIS_SERVER = process.env.REDIS_SERVER_BIN || 'redis-server'
 const live = new Set()
 
+/**
+ * The harness's TLS switch: with `YG_TEST_TLS=1` the global set-up makes one CA
+ * (openssl) and sets `YG_TEST_TLS_FILES`; every RedisServer of the run is then
+ * TLS-only unless it asks for `tls: false`, and clients trust the CA through
+ * `NODE_EXTRA_CA_CERTS` (the addon and Node's TLS alike).
+ */
+function harnessTls() {
+  const files = process.env.YG_TEST_TLS_FILES
+  return files ? JSON.parse(files) : null
+}
+
 /** A TCP port that nothing listens on right now. */
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -33,13 +44,20 @@ class RedisServer {
    * @param {{cert: string, key: string, ca: string}} [options.tls] serve TLS only
    */
   constructor(options = {}) {
-    this.options = options
+    this.options = options.tls === undefined ? { ...options, tls: harnessTls() || undefined } : options
+    if (this.options.tls === false) this.options = { ...this.options, tls: undefined }
     this.port = options.port
     this.child = null
   }
 
   get url() {
-    return `${this.options.tls ? 'rediss' : 'redis'}://127.0.0.1:${this.port}`
+    return this.urlWith()
+  }
+
+  /** This server's URL with credentials and a db: `urlWith({ user, password, db })`. */
+  urlWith({ user, password, db } = {}) {
+    const auth = user !== undefined || password !== undefined ? `${user ?? ''}:${password ?? ''}@` : ''
+    return `${this.options.tls ? 'rediss' : 'redis'}://${auth}127.0.0.1:${this.port}${db !== undefined ? `/${db}` : ''}`
   }
 
   async start() {
@@ -139,4 +157,4 @@ process.on('exit', () => {
   for (const child of live) child.kill('SIGKILL')
 })
 
-module.exports = { RedisServer, startRedisServer, freePort, makeTlsFiles }
+module.exports = { RedisServer, startRedisServer, freePort, makeTlsFiles, harnessTls }
