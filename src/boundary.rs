@@ -375,6 +375,7 @@ impl Channel {
     let mut staged = Staged::default();
     let mut pending: Vec<Pending> = Vec::new();
     let mut close_ids = Vec::new();
+    let mut all_degraded = true;
     wire.clear();
 
     let mut text_pos = 0usize;
@@ -421,6 +422,7 @@ impl Channel {
         staged.failure(&self.inner, id, failure);
         continue;
       }
+      all_degraded &= op_code & REQUEST_DEGRADED != 0;
       let mode = match op {
         Op::CallBuffer => ReplyMode::Buffers,
         Op::Scan => ReplyMode::Scan,
@@ -476,7 +478,10 @@ impl Channel {
         None => Some((std::mem::take(wire), pending)),
       };
       if let Some((batch, requests)) = unsent {
-        client::RUNTIME.spawn(send_later(Arc::clone(client), batch, requests, deadline));
+        // A batch of degraded requests only (a lone health probe, a cache read)
+        // waits for the first connection's attempt, not through retries.
+        let degraded = all_degraded;
+        client::RUNTIME.spawn(send_later(Arc::clone(client), batch, requests, deadline, degraded));
       }
     }
     if !close_ids.is_empty() {
@@ -680,9 +685,9 @@ impl SocketReader {
 /// Sends requests that were made while no connection was ready: waits for one
 /// (within the requests' deadline), then sends them once. A connection that
 /// turns out dead before anything was written is waited past too.
-async fn send_later(client: Arc<Client>, bytes: Vec<u8>, mut pending: Vec<Pending>, deadline: Instant) {
+async fn send_later(client: Arc<Client>, bytes: Vec<u8>, mut pending: Vec<Pending>, deadline: Instant, degraded: bool) {
   loop {
-    let conn = match tokio::time::timeout_at(deadline, client.connection(false)).await {
+    let conn = match tokio::time::timeout_at(deadline, client.connection(degraded)).await {
       Ok(Ok(conn)) => conn,
       Ok(Err(failure)) => return fail_pending(&client, pending, &failure),
       Err(_) => return fail_unsent(&client, pending),

@@ -297,14 +297,14 @@ impl Client {
     )
   }
 
-  /// Whether waiting requests should give up on the connection: the client
-  /// is backing off after a failure that is not fatal (so the wait ran out
-  /// on an unreachable server, not on a slow attempt).
+  /// Why requests whose wait for a connection ran out got none: the last
+  /// failed attempt (so the server is unreachable, not merely slow), if any.
   pub fn unreachable(&self) -> Option<Failure> {
-    match &*self.phase.borrow() {
-      Phase::BackingOff | Phase::Idle => Some(self.last_failure()),
-      _ => None,
+    if matches!(&*self.phase.borrow(), Phase::Ready { .. }) {
+      return None;
     }
+    // Cleared by every successful connection: an attempt failed since the last one.
+    self.last_failure.lock().unwrap().clone()
   }
 
   /// The connection, when it is up (the synchronous send path).
