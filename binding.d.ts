@@ -139,8 +139,26 @@ export interface ConnectionStatus {
  */
 export declare function defaultTtl(key: string): number
 
+export declare const FAILURE_AUTH: number
+
+export declare const FAILURE_CLOSED: number
+
+export declare const FAILURE_CONNECTION: number
+
+export declare const FAILURE_INVALID: number
+
+export declare const FAILURE_REPLY: number
+
+export declare const FAILURE_TIMEOUT: number
+
 /** The key of a lock's fencing counter (same hash slot as the lock, with `keyPrefix` in force). */
 export declare function fencingKey(key: string): string
+
+/**
+ * Escapes glob metacharacters so that `text` matches itself in SCAN MATCH.
+ * `text` with SCAN-pattern characters escaped, so that it matches only itself.
+ */
+export declare function globEscape(text: string): string
 
 /** One builder as JS sees it, to build `RedisKeys` and `RedisTTL`. */
 export interface KeyBuilderInfo {
@@ -231,3 +249,15 @@ export interface TlsOptions {
   /** The name the server's certificate must carry, sent as SNI. Default: the URL's host. */
   servername?: string
 }
+
+export declare const VALUE_BYTES: number
+
+export declare const VALUE_EXTRA: number
+
+export declare const VALUE_NULL: number
+
+export declare const VALUE_NUMBER: number
+
+export declare const VALUE_OK: number
+
+export declare const VALUE_TEXT: number

@@ -289,3 +289,37 @@ describe('a closed client leaves no handle', () => {
     expect(events).toEqual(['connect', 'ready'])
   })
 })
+
+describe('per-process state lives with the process-wide runtime', () => {
+  test('every evaluation of the module (hot reload, jest.isolateModules) shares stats, policies and single-flight loads', async () => {
+    let a
+    let b
+    jest.isolateModules(() => {
+      a = require('..')
+    })
+    jest.isolateModules(() => {
+      b = require('..')
+    })
+    expect(a).not.toBe(b)
+    expect(a.cacheService).not.toBe(b.cacheService)
+    await useRedis()
+    a.cacheService.resetStats()
+    expect(await a.cacheService.get('cache:shared:miss')).toBeNull()
+    expect(b.cacheService.getStats().misses).toBe(1)
+    a.rateLimiter.setFailurePolicy('shared-action', 'closed')
+    expect(b.rateLimiter.getFailurePolicy('shared-action')).toBe('closed')
+    let loads = 0
+    const loader = async () => {
+      loads++
+      await new Promise((r) => setTimeout(r, 50))
+      return { v: 1 }
+    }
+    await getRedisClient().del('cache:shared:sf')
+    const [x, y] = await Promise.all([
+      a.cacheService.getOrSet('cache:shared:sf', loader),
+      b.cacheService.getOrSet('cache:shared:sf', loader),
+    ])
+    expect([x, y]).toEqual([{ v: 1 }, { v: 1 }])
+    expect(loads).toBe(1)
+  })
+})

@@ -12,9 +12,11 @@ const { runScript } = require('./scripts.js')
 
 const { request } = runtime
 
-const stats = { hits: 0, misses: 0, sets: 0, deletes: 0, errors: 0 }
-/** getOrSet loads under way in this process, by key. */
-const inFlightLoads = new Map()
+const { stats, inFlightLoads } = runtime.shared('cache', () => ({
+  stats: { hits: 0, misses: 0, sets: 0, deletes: 0, errors: 0 },
+  /** getOrSet loads under way in this process, by key. */
+  inFlightLoads: new Map(),
+}))
 /** How long a getOrSet load may hold its lock in Redis, and how long others wait for it. */
 const LOAD_LOCK_MS = 10000
 const LOAD_WAIT_MS = 3000
@@ -135,11 +137,6 @@ function decode(text) {
     stats.errors++
     return null
   }
-}
-
-/** Glob-escapes a key so that it matches only itself in SCAN MATCH. */
-function globEscape(text) {
-  return text.replace(/[*?[\]\\^]/g, '\\$&')
 }
 
 const cacheService = {
@@ -329,7 +326,7 @@ const cacheService = {
 async function invalidateEntity(key, related) {
   const [direct, nested] = await Promise.all([
     cacheService.delete([key, ...related]),
-    cacheService.invalidatePattern(`${globEscape(key)}:*`),
+    cacheService.invalidatePattern(`${native.globEscape(key)}:*`),
   ])
   return direct + nested
 }

@@ -5,7 +5,7 @@
 // context (AsyncLocalStorage) is still there inside it.
 
 const { randomFillSync } = require('node:crypto')
-const { native, nativeCall, RedisError, invalid, checkName } = require('./runtime.js')
+const { native, nativeCall, RedisError, invalid, checkName, runtime } = require('./runtime.js')
 const { runScript } = require('./scripts.js')
 
 const asyncDispose = Symbol.asyncDispose || Symbol.for('nodejs.asyncDispose')
@@ -176,8 +176,8 @@ async function acquireWithin(key, ttlMs, waitMs, retryDelayMs) {
 // shorter than the tick get a timer of their own.
 
 const TICK_MS = 250
-const leases = new Set()
-let sharedTimer = null
+const keeper = runtime.shared('locks', () => ({ leases: new Set(), timer: null }))
+const { leases } = keeper
 
 function tickLease(lease) {
   if (lease.lost !== null) return
@@ -222,9 +222,9 @@ class Lease {
       this.ownTimer.unref()
     } else {
       leases.add(this)
-      if (sharedTimer === null) {
-        sharedTimer = setInterval(tickAll, TICK_MS)
-        sharedTimer.unref()
+      if (keeper.timer === null) {
+        keeper.timer = setInterval(tickAll, TICK_MS)
+        keeper.timer.unref()
       }
     }
   }
@@ -248,9 +248,9 @@ class Lease {
     if (this.ownTimer !== null) clearInterval(this.ownTimer)
     else {
       leases.delete(this)
-      if (leases.size === 0 && sharedTimer !== null) {
-        clearInterval(sharedTimer)
-        sharedTimer = null
+      if (leases.size === 0 && keeper.timer !== null) {
+        clearInterval(keeper.timer)
+        keeper.timer = null
       }
     }
     if (this.renewing !== null) await this.renewing

@@ -26,7 +26,7 @@ const ALERT_NAMES = ['lowCacheHitRate', 'lowServerHitRate', 'highMemory', 'highL
 const MIN_LOOKUPS = 100
 
 /** The key prefixes of the seed's conventions, counted by keyDistribution. */
-const PREFIXES = ['cache', 'session', 'jobs', 'ratelimit', 'idempotency', 'lock', 'counter', 'flag']
+const PREFIXES = native.prefixTtls().map(([prefix]) => prefix.replace(/:$/, ''))
 /** keyDistribution looks at most this many keys (or this long), then estimates. */
 const SCAN_KEY_CAP = 100000
 const SCAN_TIME_CAP_MS = 250
@@ -128,7 +128,7 @@ async function keyDistribution(totalKeys) {
 }
 
 /** connected_clients seen by this process's recent getRedisMetrics calls. */
-const clientSamples = []
+const clientSamples = runtime.shared('monitor', () => ({ clientSamples: [] })).clientSamples
 const CLIENT_SAMPLES = 10
 
 /** True when connected clients only grew over the recent samples, by at least 10 and 50 %. */

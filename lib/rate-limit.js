@@ -27,7 +27,13 @@ const POLICIES = new Set(['open', 'closed', 'local'])
  * unless set (the seed's behaviour); `setFailurePolicy('login', 'local')` is
  * recommended where brute force matters more than availability.
  */
-const failurePolicies = new Map()
+const limiterState = runtime.shared('rateLimiter', () => ({
+  failurePolicies: new Map(),
+  /** key → ascending timestamps (ms) of the requests counted locally. */
+  localWindows: new Map(),
+  localCalls: 0,
+}))
+const { failurePolicies, localWindows } = limiterState
 const DEFAULT_POLICY = 'open'
 /**
  * Milliseconds from the decision to resetAt, on the clock that decided (the
@@ -77,9 +83,6 @@ function resolve(identifier, action, limit, windowSeconds) {
 }
 
 // ── the in-process window for the 'local' policy ─────────────────────────────
-/** key → ascending timestamps (ms) of the requests counted locally. */
-const localWindows = new Map()
-let localCalls = 0
 
 function localDecision(key, limit, windowMs, consume) {
   const now = Date.now()
@@ -93,7 +96,7 @@ function localDecision(key, limit, windowMs, consume) {
   if (expired > 0) times.splice(0, expired)
   const allowed = times.length < limit
   if (allowed && consume) times.push(now)
-  if (++localCalls % 1000 === 0) sweepLocal(now)
+  if (++limiterState.localCalls % 1000 === 0) sweepLocal(now)
   const index = Math.max(0, times.length - limit)
   const resetMs = times.length > 0 ? times[index] + windowMs : now + windowMs
   return {

@@ -79,17 +79,23 @@ class RedisClosedError extends RedisError {
   }
 }
 
+// Failure kinds and drained value types, from the binding (src/boundary.rs).
+const {
+  FAILURE_REPLY, FAILURE_TIMEOUT, FAILURE_CONNECTION, FAILURE_AUTH, FAILURE_CLOSED,
+  VALUE_TEXT, VALUE_NUMBER, VALUE_NULL, VALUE_BYTES, VALUE_OK,
+} = native
+
 function failure(kind, message) {
   switch (kind) {
-    case 1:
+    case FAILURE_REPLY:
       return new ReplyError(message)
-    case 2:
+    case FAILURE_TIMEOUT:
       return new RedisTimeoutError(message)
-    case 3:
+    case FAILURE_CONNECTION:
       return new RedisConnectionError(message)
-    case 4:
+    case FAILURE_AUTH:
       return new RedisAuthError(message)
-    case 5:
+    case FAILURE_CLOSED:
       return new RedisClosedError(message)
     default:
       return invalid(message)
@@ -209,15 +215,15 @@ function createRuntime() {
           const type = inMeta[m + 1]
           const num = inMeta[m + 2]
           let value
-          if (type === 0) {
+          if (type === VALUE_TEXT) {
             value = inData.utf8Slice(position, position + num)
             position += num
-          } else if (type === 1) value = num
-          else if (type === 2) value = null
-          else if (type === 4) {
+          } else if (type === VALUE_NUMBER) value = num
+          else if (type === VALUE_NULL) value = null
+          else if (type === VALUE_BYTES) {
             value = Buffer.from(inData.subarray(position, position + num))
             position += num
-          } else if (type === 5) value = 'OK'
+          } else if (type === VALUE_OK) value = 'OK'
           else value = inExtras[num]
           if (tag < 0) {
             dispatchEvent(value)
@@ -364,7 +370,7 @@ function createRuntime() {
     } catch (error) {
       // Only a failure of the boundary itself lands here: fail every request of the batch.
       for (let i = 0; i < count; i += 3 + meta[i + 2]) {
-        settle(meta[i], 3, `submitting to Redis failed: ${error && error.message}`)
+        settle(meta[i], FAILURE_CONNECTION, `submitting to Redis failed: ${error && error.message}`)
       }
       if (pending === 0) keepAlive.unref()
     }
@@ -449,7 +455,23 @@ function createRuntime() {
     }
   }
 
-  return { request, release, isStarted: () => started, listeners, native, readerStats }
+  /**
+   * Per-process state of the services (cache stats, single-flight loads, the
+   * limiter's local windows, lock leases): kept here, with the runtime on
+   * globalThis, so that a module evaluated again (Next.js dev hot reload,
+   * jest.isolateModules) shares it instead of starting a second copy.
+   */
+  const states = new Map()
+  function shared(name, create) {
+    let state = states.get(name)
+    if (state === undefined) {
+      state = create()
+      states.set(name, state)
+    }
+    return state
+  }
+
+  return { request, release, isStarted: () => started, shared, listeners, native, readerStats }
 }
 
 // One runtime per process, kept on globalThis so that a module evaluated again

@@ -87,18 +87,55 @@ impl Op {
 #[derive(Clone, Copy)]
 enum ValueType {
   /// UTF-8 text of `num` bytes in `data`.
-  Text = 0,
+  Text = VALUE_TEXT as u8,
   /// The number `num`.
-  Number = 1,
+  Number = VALUE_NUMBER as u8,
   /// `null`.
-  Null = 2,
+  Null = VALUE_NULL as u8,
   /// `extras[num]` (arrays, events, values too long for `data`).
-  Extra = 3,
+  Extra = VALUE_EXTRA as u8,
   /// A Buffer of `num` bytes in `data`.
-  Bytes = 4,
+  Bytes = VALUE_BYTES as u8,
   /// The string `'OK'`.
-  Ok = 5,
+  Ok = VALUE_OK as u8,
 }
+
+// The drain's value types and failure kinds, for the JS layer (one source:
+// these constants; `ValueType` and `FailureKind` are checked against them).
+#[napi]
+pub const VALUE_TEXT: i32 = 0;
+#[napi]
+pub const VALUE_NUMBER: i32 = 1;
+#[napi]
+pub const VALUE_NULL: i32 = 2;
+#[napi]
+pub const VALUE_EXTRA: i32 = 3;
+#[napi]
+pub const VALUE_BYTES: i32 = 4;
+#[napi]
+pub const VALUE_OK: i32 = 5;
+#[napi]
+pub const FAILURE_REPLY: i32 = 1;
+#[napi]
+pub const FAILURE_TIMEOUT: i32 = 2;
+#[napi]
+pub const FAILURE_CONNECTION: i32 = 3;
+#[napi]
+pub const FAILURE_AUTH: i32 = 4;
+#[napi]
+pub const FAILURE_CLOSED: i32 = 5;
+#[napi]
+pub const FAILURE_INVALID: i32 = 6;
+const _: () = {
+  assert!(FailureKind::Reply as i32 == FAILURE_REPLY);
+  assert!(FailureKind::Timeout as i32 == FAILURE_TIMEOUT);
+  assert!(FailureKind::Connection as i32 == FAILURE_CONNECTION);
+  assert!(FailureKind::Auth as i32 == FAILURE_AUTH);
+  assert!(FailureKind::Closed as i32 == FAILURE_CLOSED);
+  assert!(FailureKind::Invalid as i32 == FAILURE_INVALID);
+  // A tag is `id * 8 + kind`: every kind must fit below 8.
+  assert!(FAILURE_INVALID < 8);
+};
 
 /// How a reply is turned into a JS value.
 #[derive(Clone, Copy, PartialEq, Eq)]

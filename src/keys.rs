@@ -219,6 +219,12 @@ pub fn escape_id(id: &str, out: &mut String) {
 }
 
 /// Escapes glob metacharacters so that `text` matches itself in SCAN MATCH.
+/// `text` with SCAN-pattern characters escaped, so that it matches only itself.
+#[napi(js_name = "globEscape")]
+pub fn glob_escape_js(text: String) -> String {
+  glob_escape(&text)
+}
+
 pub fn glob_escape(text: &str) -> String {
   let mut out = String::with_capacity(text.len() + 4);
   for c in text.chars() {
@@ -385,370 +391,237 @@ pub enum KeySpec {
   Unknown,
 }
 
-/// The key positions of a command (upper-case name).
-pub fn key_spec(command: &str) -> KeySpec {
+/// The command table: every command the package knows, with where its keys
+/// are. The one source of this fact: `keyPrefix` placement (`key_spec`), the raw
+/// client's command methods (`known_commands`, minus the refused ones) and, by
+/// a test that fails when they drift, `RedisCommandName` in `index.d.ts`.
+static COMMANDS: &[(&str, KeySpec)] = {
   use KeySpec::*;
-  match command {
-    "PING" | "ECHO" | "INFO" | "TIME" | "DBSIZE" | "CLIENT" | "CONFIG" | "SCRIPT" | "FUNCTION" | "FLUSHDB"
-    | "FLUSHALL" | "SELECT" | "AUTH" | "HELLO" | "QUIT" | "COMMAND" | "SLOWLOG" | "LATENCY" | "PUBLISH" | "SCAN"
-    | "RANDOMKEY" | "LASTSAVE" | "ROLE" | "LOLWUT" | "WAIT" | "SWAPDB" | "ACL" | "MODULE" | "SAVE" | "BGSAVE"
-    | "BGREWRITEAOF" | "DEBUG" | "CLUSTER" | "READONLY" | "READWRITE" | "PUBSUB" | "RESET" | "UNWATCH" => None,
-    "DEL" | "UNLINK" | "EXISTS" | "MGET" | "TOUCH" | "WATCH" | "PFCOUNT" | "PFMERGE" | "SINTER" | "SUNION"
-    | "SDIFF" | "SINTERSTORE" | "SUNIONSTORE" | "SDIFFSTORE" => AllFrom(0),
-    "BITOP" => AllFrom(1),
-    "BLPOP" | "BRPOP" | "BZPOPMIN" | "BZPOPMAX" => AllFromButLast(0),
-    "MSET" | "MSETNX" => Alternate,
-    "RENAME" | "RENAMENX" | "RPOPLPUSH" | "BRPOPLPUSH" | "SMOVE" | "LMOVE" | "BLMOVE" | "COPY" | "GEOSEARCHSTORE"
-    | "ZRANGESTORE" => Range(0, 2),
-    "EVAL" | "EVALSHA" | "EVAL_RO" | "EVALSHA_RO" | "FCALL" | "FCALL_RO" => NumKeysAt(1),
-    "ZUNION" | "ZINTER" | "ZDIFF" | "ZINTERCARD" | "SINTERCARD" | "LMPOP" | "ZMPOP" => NumKeysAt(0),
-    "BLMPOP" | "BZMPOP" => NumKeysAt(1),
-    "ZUNIONSTORE" | "ZINTERSTORE" | "ZDIFFSTORE" => DestThenNumKeys,
-    "XREAD" | "XREADGROUP" => Streams,
-    "OBJECT" | "MEMORY" | "XGROUP" | "XINFO" => At(1),
-    "GET"
-    | "SET"
-    | "SETNX"
-    | "SETEX"
-    | "PSETEX"
-    | "APPEND"
-    | "STRLEN"
-    | "INCR"
-    | "DECR"
-    | "INCRBY"
-    | "DECRBY"
-    | "INCRBYFLOAT"
-    | "GETSET"
-    | "GETDEL"
-    | "GETEX"
-    | "GETRANGE"
-    | "SETRANGE"
-    | "GETBIT"
-    | "SETBIT"
-    | "BITCOUNT"
-    | "BITPOS"
-    | "BITFIELD"
-    | "BITFIELD_RO"
-    | "EXPIRE"
-    | "PEXPIRE"
-    | "EXPIREAT"
-    | "PEXPIREAT"
-    | "EXPIRETIME"
-    | "PEXPIRETIME"
-    | "TTL"
-    | "PTTL"
-    | "PERSIST"
-    | "TYPE"
-    | "DUMP"
-    | "RESTORE"
-    | "HSET"
-    | "HSETNX"
-    | "HGET"
-    | "HMSET"
-    | "HMGET"
-    | "HDEL"
-    | "HLEN"
-    | "HKEYS"
-    | "HVALS"
-    | "HGETALL"
-    | "HEXISTS"
-    | "HINCRBY"
-    | "HINCRBYFLOAT"
-    | "HSTRLEN"
-    | "HSCAN"
-    | "HRANDFIELD"
-    | "LPUSH"
-    | "RPUSH"
-    | "LPUSHX"
-    | "RPUSHX"
-    | "LPOP"
-    | "RPOP"
-    | "LLEN"
-    | "LRANGE"
-    | "LINDEX"
-    | "LSET"
-    | "LREM"
-    | "LTRIM"
-    | "LINSERT"
-    | "LPOS"
-    | "SADD"
-    | "SREM"
-    | "SMEMBERS"
-    | "SISMEMBER"
-    | "SMISMEMBER"
-    | "SCARD"
-    | "SPOP"
-    | "SRANDMEMBER"
-    | "SSCAN"
-    | "ZADD"
-    | "ZREM"
-    | "ZSCORE"
-    | "ZMSCORE"
-    | "ZINCRBY"
-    | "ZCARD"
-    | "ZCOUNT"
-    | "ZRANGE"
-    | "ZRANGEBYSCORE"
-    | "ZREVRANGE"
-    | "ZREVRANGEBYSCORE"
-    | "ZRANK"
-    | "ZREVRANK"
-    | "ZREMRANGEBYRANK"
-    | "ZREMRANGEBYSCORE"
-    | "ZREMRANGEBYLEX"
-    | "ZRANGEBYLEX"
-    | "ZREVRANGEBYLEX"
-    | "ZLEXCOUNT"
-    | "ZPOPMIN"
-    | "ZPOPMAX"
-    | "ZRANDMEMBER"
-    | "ZSCAN"
-    | "PFADD"
-    | "XADD"
-    | "XLEN"
-    | "XRANGE"
-    | "XREVRANGE"
-    | "XDEL"
-    | "XTRIM"
-    | "XACK"
-    | "XCLAIM"
-    | "XAUTOCLAIM"
-    | "XPENDING"
-    | "XSETID"
-    | "GEOADD"
-    | "GEODIST"
-    | "GEOHASH"
-    | "GEOPOS"
-    | "GEOSEARCH"
-    | "GEORADIUS"
-    | "GEORADIUSBYMEMBER"
-    | "GEORADIUS_RO"
-    | "GEORADIUSBYMEMBER_RO"
-    | "SORT"
-    | "SORT_RO"
-    | "LCS"
-    | "OBJECT_FREQ" => At(0),
-    _ => Unknown,
-  }
-}
+  &[
+    ("PING", None),
+    ("ECHO", None),
+    ("INFO", None),
+    ("TIME", None),
+    ("DBSIZE", None),
+    ("CLIENT", None),
+    ("CONFIG", None),
+    ("SCRIPT", None),
+    ("FUNCTION", None),
+    ("FLUSHDB", None),
+    ("FLUSHALL", None),
+    ("SELECT", None),
+    ("AUTH", None),
+    ("HELLO", None),
+    ("QUIT", None),
+    ("COMMAND", None),
+    ("SLOWLOG", None),
+    ("LATENCY", None),
+    ("PUBLISH", None),
+    ("SCAN", None),
+    ("RANDOMKEY", None),
+    ("LASTSAVE", None),
+    ("ROLE", None),
+    ("LOLWUT", None),
+    ("WAIT", None),
+    ("SWAPDB", None),
+    ("ACL", None),
+    ("MODULE", None),
+    ("SAVE", None),
+    ("BGSAVE", None),
+    ("BGREWRITEAOF", None),
+    ("DEBUG", None),
+    ("CLUSTER", None),
+    ("READONLY", None),
+    ("READWRITE", None),
+    ("PUBSUB", None),
+    ("RESET", None),
+    ("UNWATCH", None),
+    ("DEL", AllFrom(0)),
+    ("UNLINK", AllFrom(0)),
+    ("EXISTS", AllFrom(0)),
+    ("MGET", AllFrom(0)),
+    ("TOUCH", AllFrom(0)),
+    ("WATCH", AllFrom(0)),
+    ("PFCOUNT", AllFrom(0)),
+    ("PFMERGE", AllFrom(0)),
+    ("SINTER", AllFrom(0)),
+    ("SUNION", AllFrom(0)),
+    ("SDIFF", AllFrom(0)),
+    ("SINTERSTORE", AllFrom(0)),
+    ("SUNIONSTORE", AllFrom(0)),
+    ("SDIFFSTORE", AllFrom(0)),
+    ("BITOP", AllFrom(1)),
+    ("BLPOP", AllFromButLast(0)),
+    ("BRPOP", AllFromButLast(0)),
+    ("BZPOPMIN", AllFromButLast(0)),
+    ("BZPOPMAX", AllFromButLast(0)),
+    ("MSET", Alternate),
+    ("MSETNX", Alternate),
+    ("RENAME", Range(0, 2)),
+    ("RENAMENX", Range(0, 2)),
+    ("RPOPLPUSH", Range(0, 2)),
+    ("BRPOPLPUSH", Range(0, 2)),
+    ("SMOVE", Range(0, 2)),
+    ("LMOVE", Range(0, 2)),
+    ("BLMOVE", Range(0, 2)),
+    ("COPY", Range(0, 2)),
+    ("GEOSEARCHSTORE", Range(0, 2)),
+    ("ZRANGESTORE", Range(0, 2)),
+    ("EVAL", NumKeysAt(1)),
+    ("EVALSHA", NumKeysAt(1)),
+    ("EVAL_RO", NumKeysAt(1)),
+    ("EVALSHA_RO", NumKeysAt(1)),
+    ("FCALL", NumKeysAt(1)),
+    ("FCALL_RO", NumKeysAt(1)),
+    ("ZUNION", NumKeysAt(0)),
+    ("ZINTER", NumKeysAt(0)),
+    ("ZDIFF", NumKeysAt(0)),
+    ("ZINTERCARD", NumKeysAt(0)),
+    ("SINTERCARD", NumKeysAt(0)),
+    ("LMPOP", NumKeysAt(0)),
+    ("ZMPOP", NumKeysAt(0)),
+    ("BLMPOP", NumKeysAt(1)),
+    ("BZMPOP", NumKeysAt(1)),
+    ("ZUNIONSTORE", DestThenNumKeys),
+    ("ZINTERSTORE", DestThenNumKeys),
+    ("ZDIFFSTORE", DestThenNumKeys),
+    ("XREAD", Streams),
+    ("XREADGROUP", Streams),
+    ("OBJECT", At(1)),
+    ("MEMORY", At(1)),
+    ("XGROUP", At(1)),
+    ("XINFO", At(1)),
+    ("GET", At(0)),
+    ("SET", At(0)),
+    ("SETNX", At(0)),
+    ("SETEX", At(0)),
+    ("PSETEX", At(0)),
+    ("APPEND", At(0)),
+    ("STRLEN", At(0)),
+    ("INCR", At(0)),
+    ("DECR", At(0)),
+    ("INCRBY", At(0)),
+    ("DECRBY", At(0)),
+    ("INCRBYFLOAT", At(0)),
+    ("GETSET", At(0)),
+    ("GETDEL", At(0)),
+    ("GETEX", At(0)),
+    ("GETRANGE", At(0)),
+    ("SETRANGE", At(0)),
+    ("GETBIT", At(0)),
+    ("SETBIT", At(0)),
+    ("BITCOUNT", At(0)),
+    ("BITPOS", At(0)),
+    ("BITFIELD", At(0)),
+    ("BITFIELD_RO", At(0)),
+    ("EXPIRE", At(0)),
+    ("PEXPIRE", At(0)),
+    ("EXPIREAT", At(0)),
+    ("PEXPIREAT", At(0)),
+    ("EXPIRETIME", At(0)),
+    ("PEXPIRETIME", At(0)),
+    ("TTL", At(0)),
+    ("PTTL", At(0)),
+    ("PERSIST", At(0)),
+    ("TYPE", At(0)),
+    ("DUMP", At(0)),
+    ("RESTORE", At(0)),
+    ("HSET", At(0)),
+    ("HSETNX", At(0)),
+    ("HGET", At(0)),
+    ("HMSET", At(0)),
+    ("HMGET", At(0)),
+    ("HDEL", At(0)),
+    ("HLEN", At(0)),
+    ("HKEYS", At(0)),
+    ("HVALS", At(0)),
+    ("HGETALL", At(0)),
+    ("HEXISTS", At(0)),
+    ("HINCRBY", At(0)),
+    ("HINCRBYFLOAT", At(0)),
+    ("HSTRLEN", At(0)),
+    ("HSCAN", At(0)),
+    ("HRANDFIELD", At(0)),
+    ("LPUSH", At(0)),
+    ("RPUSH", At(0)),
+    ("LPUSHX", At(0)),
+    ("RPUSHX", At(0)),
+    ("LPOP", At(0)),
+    ("RPOP", At(0)),
+    ("LLEN", At(0)),
+    ("LRANGE", At(0)),
+    ("LINDEX", At(0)),
+    ("LSET", At(0)),
+    ("LREM", At(0)),
+    ("LTRIM", At(0)),
+    ("LINSERT", At(0)),
+    ("LPOS", At(0)),
+    ("SADD", At(0)),
+    ("SREM", At(0)),
+    ("SMEMBERS", At(0)),
+    ("SISMEMBER", At(0)),
+    ("SMISMEMBER", At(0)),
+    ("SCARD", At(0)),
+    ("SPOP", At(0)),
+    ("SRANDMEMBER", At(0)),
+    ("SSCAN", At(0)),
+    ("ZADD", At(0)),
+    ("ZREM", At(0)),
+    ("ZSCORE", At(0)),
+    ("ZMSCORE", At(0)),
+    ("ZINCRBY", At(0)),
+    ("ZCARD", At(0)),
+    ("ZCOUNT", At(0)),
+    ("ZRANGE", At(0)),
+    ("ZRANGEBYSCORE", At(0)),
+    ("ZREVRANGE", At(0)),
+    ("ZREVRANGEBYSCORE", At(0)),
+    ("ZRANK", At(0)),
+    ("ZREVRANK", At(0)),
+    ("ZREMRANGEBYRANK", At(0)),
+    ("ZREMRANGEBYSCORE", At(0)),
+    ("ZREMRANGEBYLEX", At(0)),
+    ("ZRANGEBYLEX", At(0)),
+    ("ZREVRANGEBYLEX", At(0)),
+    ("ZLEXCOUNT", At(0)),
+    ("ZPOPMIN", At(0)),
+    ("ZPOPMAX", At(0)),
+    ("ZRANDMEMBER", At(0)),
+    ("ZSCAN", At(0)),
+    ("PFADD", At(0)),
+    ("XADD", At(0)),
+    ("XLEN", At(0)),
+    ("XRANGE", At(0)),
+    ("XREVRANGE", At(0)),
+    ("XDEL", At(0)),
+    ("XTRIM", At(0)),
+    ("XACK", At(0)),
+    ("XCLAIM", At(0)),
+    ("XAUTOCLAIM", At(0)),
+    ("XPENDING", At(0)),
+    ("XSETID", At(0)),
+    ("GEOADD", At(0)),
+    ("GEODIST", At(0)),
+    ("GEOHASH", At(0)),
+    ("GEOPOS", At(0)),
+    ("GEOSEARCH", At(0)),
+    ("GEORADIUS", At(0)),
+    ("GEORADIUSBYMEMBER", At(0)),
+    ("GEORADIUS_RO", At(0)),
+    ("GEORADIUSBYMEMBER_RO", At(0)),
+    ("SORT", At(0)),
+    ("SORT_RO", At(0)),
+    ("LCS", At(0)),
+  ]
+};
 
-/// Every command `key_spec` knows, for the JS layer's command methods.
-const KNOWN_COMMANDS: &[&str] = &[
-  "PING",
-  "ECHO",
-  "INFO",
-  "TIME",
-  "DBSIZE",
-  "CLIENT",
-  "CONFIG",
-  "SCRIPT",
-  "FUNCTION",
-  "FLUSHDB",
-  "FLUSHALL",
-  "SELECT",
-  "AUTH",
-  "HELLO",
-  "QUIT",
-  "COMMAND",
-  "SLOWLOG",
-  "LATENCY",
-  "PUBLISH",
-  "SCAN",
-  "RANDOMKEY",
-  "LASTSAVE",
-  "ROLE",
-  "LOLWUT",
-  "WAIT",
-  "SWAPDB",
-  "ACL",
-  "MODULE",
-  "SAVE",
-  "BGSAVE",
-  "BGREWRITEAOF",
-  "DEBUG",
-  "CLUSTER",
-  "READONLY",
-  "READWRITE",
-  "PUBSUB",
-  "RESET",
-  "UNWATCH",
-  "DEL",
-  "UNLINK",
-  "EXISTS",
-  "MGET",
-  "TOUCH",
-  "WATCH",
-  "PFCOUNT",
-  "PFMERGE",
-  "SINTER",
-  "SUNION",
-  "SDIFF",
-  "SINTERSTORE",
-  "SUNIONSTORE",
-  "SDIFFSTORE",
-  "BITOP",
-  "BLPOP",
-  "BRPOP",
-  "BZPOPMIN",
-  "BZPOPMAX",
-  "MSET",
-  "MSETNX",
-  "RENAME",
-  "RENAMENX",
-  "RPOPLPUSH",
-  "BRPOPLPUSH",
-  "SMOVE",
-  "LMOVE",
-  "BLMOVE",
-  "COPY",
-  "GEOSEARCHSTORE",
-  "ZRANGESTORE",
-  "EVAL",
-  "EVALSHA",
-  "EVAL_RO",
-  "EVALSHA_RO",
-  "FCALL",
-  "FCALL_RO",
-  "ZUNION",
-  "ZINTER",
-  "ZDIFF",
-  "ZINTERCARD",
-  "SINTERCARD",
-  "LMPOP",
-  "ZMPOP",
-  "BLMPOP",
-  "BZMPOP",
-  "ZUNIONSTORE",
-  "ZINTERSTORE",
-  "ZDIFFSTORE",
-  "XREAD",
-  "XREADGROUP",
-  "OBJECT",
-  "MEMORY",
-  "XGROUP",
-  "XINFO",
-  "GET",
-  "SET",
-  "SETNX",
-  "SETEX",
-  "PSETEX",
-  "APPEND",
-  "STRLEN",
-  "INCR",
-  "DECR",
-  "INCRBY",
-  "DECRBY",
-  "INCRBYFLOAT",
-  "GETSET",
-  "GETDEL",
-  "GETEX",
-  "GETRANGE",
-  "SETRANGE",
-  "GETBIT",
-  "SETBIT",
-  "BITCOUNT",
-  "BITPOS",
-  "BITFIELD",
-  "BITFIELD_RO",
-  "EXPIRE",
-  "PEXPIRE",
-  "EXPIREAT",
-  "PEXPIREAT",
-  "EXPIRETIME",
-  "PEXPIRETIME",
-  "TTL",
-  "PTTL",
-  "PERSIST",
-  "TYPE",
-  "DUMP",
-  "RESTORE",
-  "HSET",
-  "HSETNX",
-  "HGET",
-  "HMSET",
-  "HMGET",
-  "HDEL",
-  "HLEN",
-  "HKEYS",
-  "HVALS",
-  "HGETALL",
-  "HEXISTS",
-  "HINCRBY",
-  "HINCRBYFLOAT",
-  "HSTRLEN",
-  "HSCAN",
-  "HRANDFIELD",
-  "LPUSH",
-  "RPUSH",
-  "LPUSHX",
-  "RPUSHX",
-  "LPOP",
-  "RPOP",
-  "LLEN",
-  "LRANGE",
-  "LINDEX",
-  "LSET",
-  "LREM",
-  "LTRIM",
-  "LINSERT",
-  "LPOS",
-  "SADD",
-  "SREM",
-  "SMEMBERS",
-  "SISMEMBER",
-  "SMISMEMBER",
-  "SCARD",
-  "SPOP",
-  "SRANDMEMBER",
-  "SSCAN",
-  "ZADD",
-  "ZREM",
-  "ZSCORE",
-  "ZMSCORE",
-  "ZINCRBY",
-  "ZCARD",
-  "ZCOUNT",
-  "ZRANGE",
-  "ZRANGEBYSCORE",
-  "ZREVRANGE",
-  "ZREVRANGEBYSCORE",
-  "ZRANK",
-  "ZREVRANK",
-  "ZREMRANGEBYRANK",
-  "ZREMRANGEBYSCORE",
-  "ZREMRANGEBYLEX",
-  "ZRANGEBYLEX",
-  "ZREVRANGEBYLEX",
-  "ZLEXCOUNT",
-  "ZPOPMIN",
-  "ZPOPMAX",
-  "ZRANDMEMBER",
-  "ZSCAN",
-  "PFADD",
-  "XADD",
-  "XLEN",
-  "XRANGE",
-  "XREVRANGE",
-  "XDEL",
-  "XTRIM",
-  "XACK",
-  "XCLAIM",
-  "XAUTOCLAIM",
-  "XPENDING",
-  "XSETID",
-  "GEOADD",
-  "GEODIST",
-  "GEOHASH",
-  "GEOPOS",
-  "GEOSEARCH",
-  "GEORADIUS",
-  "GEORADIUSBYMEMBER",
-  "GEORADIUS_RO",
-  "GEORADIUSBYMEMBER_RO",
-  "SORT",
-  "SORT_RO",
-  "LCS",
-];
+/// The key positions of a command (upper-case name); `Unknown` for a command
+/// the table does not hold.
+pub fn key_spec(command: &str) -> KeySpec {
+  static BY_NAME: once_cell::sync::Lazy<std::collections::HashMap<&'static str, KeySpec>> =
+    once_cell::sync::Lazy::new(|| COMMANDS.iter().copied().collect());
+  BY_NAME.get(command).copied().unwrap_or(KeySpec::Unknown)
+}
 
 /// The commands whose key positions are known (`client.get(…)`, `pipeline.set(…)`, …).
 /// Whether `key` has a Redis Cluster hash tag (`{…}` with something inside).
@@ -783,9 +656,9 @@ pub fn fencing_key(key: String) -> Result<String> {
 
 #[napi]
 pub fn known_commands() -> Vec<&'static str> {
-  KNOWN_COMMANDS
+  COMMANDS
     .iter()
-    .copied()
+    .map(|(name, _)| *name)
     .filter(|c| shared_connection_refusal(c).is_none())
     .collect()
 }
@@ -891,9 +764,21 @@ mod tests {
   }
 
   #[test]
-  fn every_known_command_has_a_key_spec() {
-    for name in KNOWN_COMMANDS {
-      assert_ne!(key_spec(name), KeySpec::Unknown, "{name}");
+  fn the_command_table_is_one_entry_per_command_and_answers_key_spec() {
+    let mut names: Vec<&str> = COMMANDS.iter().map(|(n, _)| *n).collect();
+    let count = names.len();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), count, "a command appears twice in COMMANDS");
+    for (name, spec) in COMMANDS {
+      assert_eq!(key_spec(name), *spec, "{name}");
+      assert_eq!(name.to_ascii_uppercase(), *name);
+    }
+    assert_eq!(key_spec("NOT-A-COMMAND"), KeySpec::Unknown);
+    // Every refused command is in the table too (so the JS side knows to refuse it).
+    for name in ["SELECT", "SWAPDB", "AUTH", "HELLO", "QUIT", "RESET"] {
+      assert!(names.binary_search(&name).is_ok(), "{name}");
+      assert!(!known_commands().contains(&name), "{name}");
     }
   }
 
