@@ -7,10 +7,15 @@
 
 /** TLS settings, used with `rediss://` URLs. */
 export interface RedisTlsOptions {
-  /** A PEM file with the certificate authority that signed the server's certificate. */
+  /**
+   * A PEM file with the certificate authority (or authorities) to trust instead of the
+   * default: the public roots plus the CAs of the file named by `NODE_EXTRA_CA_CERTS`.
+   */
   caFile?: string
   /** `false` accepts any server certificate (tests only). Default `true`. */
   rejectUnauthorized?: boolean
+  /** The name the server's certificate must carry, sent as SNI. Default: the URL's host. */
+  servername?: string
 }
 
 /** Options for {@link configureRedis}. Every field is optional. */
@@ -88,7 +93,7 @@ export interface BullMQConnectionOptions {
   username?: string
   password?: string
   db: number
-  tls?: { ca?: string; rejectUnauthorized: boolean }
+  tls?: { ca?: string; rejectUnauthorized: boolean; servername?: string }
   /** BullMQ workers require `null`. */
   maxRetriesPerRequest: null
 }

@@ -51,7 +51,14 @@ function configureRedis(options = {}) {
     throw invalid('configureRedis: cluster must be a boolean')
   }
   if (options.tls !== undefined && (options.tls === null || typeof options.tls !== 'object')) {
-    throw invalid('configureRedis: tls must be an object { caFile?, rejectUnauthorized? }')
+    throw invalid('configureRedis: tls must be an object { caFile?, rejectUnauthorized?, servername? }')
+  }
+  if (options.tls !== undefined) {
+    const types = { caFile: 'string', rejectUnauthorized: 'boolean', servername: 'string' }
+    for (const [name, value] of Object.entries(options.tls)) {
+      if (!(name in types)) throw invalid(`configureRedis: unknown tls option "${name}"`)
+      if (value !== undefined && typeof value !== types[name]) throw invalid(`configureRedis: tls.${name} must be a ${types[name]}`)
+    }
   }
   // Resolves (and so validates) the options first: bad input is a TypeError in any state.
   const differs = nativeCall(() => native.configDiffers(options))
@@ -111,6 +118,7 @@ function getBullMQConnection() {
   if (c.tls != null) {
     connection.tls = { rejectUnauthorized: c.tls.rejectUnauthorized }
     if (c.tls.ca != null) connection.tls.ca = c.tls.ca
+    if (c.tls.servername != null) connection.tls.servername = c.tls.servername
   }
   return connection
 }
