@@ -15,7 +15,6 @@
 //! a reply; 1–6: a `FailureKind`, the value is its message) or `-1` for an
 //! event. Types: see `ValueType`.
 
-use std::collections::VecDeque;
 use std::ops::Range;
 use std::ptr;
 use std::sync::{Arc, Mutex};
@@ -30,10 +29,10 @@ use tokio::time::Instant;
 use crate::client::{self, Client};
 use crate::connection::{CommandName, Pending};
 use crate::errors::{Failure, FailureKind};
-use crate::events::{self, RedisEvent};
+use crate::events::RedisEvent;
 use crate::keys;
-use crate::monitor;
-use crate::resp::{self, Frame};
+use crate::reply::{self, Extra, ReplyMode, ReplyQueue, Staged, ValueType};
+use crate::resp;
 
 /// What a request asks for.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -82,38 +81,20 @@ impl Op {
   }
 }
 
-/// How a drained value is encoded (`type` in the drain metadata).
-#[repr(u8)]
-#[derive(Clone, Copy)]
-enum ValueType {
-  /// UTF-8 text of `num` bytes in `data`.
-  Text = VALUE_TEXT as u8,
-  /// The number `num`.
-  Number = VALUE_NUMBER as u8,
-  /// `null`.
-  Null = VALUE_NULL as u8,
-  /// `extras[num]` (arrays, events, values too long for `data`).
-  Extra = VALUE_EXTRA as u8,
-  /// A Buffer of `num` bytes in `data`.
-  Bytes = VALUE_BYTES as u8,
-  /// The string `'OK'`.
-  Ok = VALUE_OK as u8,
-}
-
 // The drain's value types and failure kinds, for the JS layer (one source:
 // these constants; `ValueType` and `FailureKind` are checked against them).
 #[napi]
-pub const VALUE_TEXT: i32 = 0;
+pub const VALUE_TEXT: i32 = reply::VALUE_TEXT;
 #[napi]
-pub const VALUE_NUMBER: i32 = 1;
+pub const VALUE_NUMBER: i32 = reply::VALUE_NUMBER;
 #[napi]
-pub const VALUE_NULL: i32 = 2;
+pub const VALUE_NULL: i32 = reply::VALUE_NULL;
 #[napi]
-pub const VALUE_EXTRA: i32 = 3;
+pub const VALUE_EXTRA: i32 = reply::VALUE_EXTRA;
 #[napi]
-pub const VALUE_BYTES: i32 = 4;
+pub const VALUE_BYTES: i32 = reply::VALUE_BYTES;
 #[napi]
-pub const VALUE_OK: i32 = 5;
+pub const VALUE_OK: i32 = reply::VALUE_OK;
 #[napi]
 pub const FAILURE_REPLY: i32 = 1;
 #[napi]
@@ -137,184 +118,8 @@ const _: () = {
   assert!(FAILURE_INVALID < 8);
 };
 
-/// How a reply is turned into a JS value.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub enum ReplyMode {
-  Strings,
-  Buffers,
-  Scan,
-}
-
-/// Something that needs a real JS value made for it in `drain`.
-enum Extra {
-  Reply(Value, ReplyMode),
-  Event(RedisEvent),
-}
-
-/// One settled request or event. Text values live in the queue's arena.
-struct Entry {
-  tag: f64,
-  kind: ValueType,
-  num: f64,
-  extra: Option<Box<Extra>>,
-}
-
-/// Settled requests of one channel, with the bytes of their text values.
-#[derive(Default)]
-pub struct Batch {
-  entries: Vec<Entry>,
-  arena: Vec<u8>,
-}
-
-fn tag(id: u32) -> f64 {
-  id as f64 * 8.0
-}
-
-impl Batch {
-  fn text(&mut self, tag: f64, kind: ValueType, bytes: &[u8]) {
-    self.arena.extend_from_slice(bytes);
-    self.entries.push(Entry {
-      tag,
-      kind,
-      num: bytes.len() as f64,
-      extra: None,
-    });
-  }
-
-  fn plain(&mut self, tag: f64, kind: ValueType, num: f64) {
-    self.entries.push(Entry {
-      tag,
-      kind,
-      num,
-      extra: None,
-    });
-  }
-
-  fn extra(&mut self, tag: f64, extra: Extra) {
-    self.entries.push(Entry {
-      tag,
-      kind: ValueType::Extra,
-      num: 0.0,
-      extra: Some(Box::new(extra)),
-    });
-  }
-
-  fn failure(&mut self, id: u32, failure: &Failure) {
-    self.text(
-      tag(id) + failure.kind as u32 as f64,
-      ValueType::Text,
-      failure.message.as_bytes(),
-    );
-  }
-
-  /// A reply parsed by our own RESP reader.
-  fn frame(&mut self, id: u32, mode: ReplyMode, buf: &[u8], frame: Frame) {
-    match frame {
-      Frame::Bulk(r) if mode == ReplyMode::Buffers => self.text(tag(id), ValueType::Bytes, &buf[r]),
-      Frame::Bulk(r) => self.text(tag(id), ValueType::Text, &buf[r]),
-      Frame::Simple(r) if &buf[r.clone()] == b"OK" => self.plain(tag(id), ValueType::Ok, 0.0),
-      Frame::Simple(r) => self.text(tag(id), ValueType::Text, &buf[r]),
-      Frame::Int(n) => self.plain(tag(id), ValueType::Number, n as f64),
-      Frame::Nil => self.plain(tag(id), ValueType::Null, 0.0),
-      Frame::Error(r) => {
-        let failure = Failure::new(FailureKind::Reply, String::from_utf8_lossy(&buf[r]));
-        self.failure(id, &failure)
-      }
-      Frame::Array(items) => self.extra(tag(id), Extra::Reply(Value::Array(items), mode)),
-    }
-  }
-}
-
-/// Replies collected by one producer (a reader pass, a batch) for one or more
-/// channels, delivered with one lock and at most one wake-up per channel.
-#[derive(Default)]
-pub struct Staged {
-  groups: Vec<(Arc<ChannelInner>, Batch)>,
-}
-
-impl Staged {
-  fn batch(&mut self, channel: &Arc<ChannelInner>) -> &mut Batch {
-    let index = match self.groups.iter().rposition(|(c, _)| Arc::ptr_eq(c, channel)) {
-      Some(i) => i,
-      None => {
-        self.groups.push((Arc::clone(channel), Batch::default()));
-        self.groups.len() - 1
-      }
-    };
-    &mut self.groups[index].1
-  }
-
-  pub fn reply(&mut self, channel: &Arc<ChannelInner>, id: u32, mode: ReplyMode, buf: &[u8], frame: Frame) {
-    self.batch(channel).frame(id, mode, buf, frame);
-  }
-
-  pub fn failure(&mut self, channel: &Arc<ChannelInner>, id: u32, failure: &Failure) {
-    self.batch(channel).failure(id, failure);
-  }
-
-  pub fn done(&mut self, channel: &Arc<ChannelInner>, id: u32) {
-    self.batch(channel).plain(tag(id), ValueType::Null, 0.0);
-  }
-
-  /// Moves everything staged into the channels' queues and wakes them.
-  pub fn deliver(&mut self) {
-    for (channel, batch) in self.groups.iter_mut() {
-      if !batch.entries.is_empty() {
-        channel.append(batch);
-      }
-    }
-    if self.groups.len() > 4 {
-      self.groups.clear();
-    }
-  }
-}
-
-struct Queue {
-  entries: VecDeque<Entry>,
-  arena: Vec<u8>,
-  /// Bytes of `arena` already drained.
-  head: usize,
-  /// JS has been woken and has not drained everything yet.
-  woken: bool,
-}
-
+/// The JS function `Channel.attach` is given: a weak threadsafe function that never keeps Node alive.
 type WakeFn = ThreadsafeFunction<(), Unknown<'static>, (), Status, false, true>;
-
-pub struct ChannelInner {
-  queue: Mutex<Queue>,
-  /// Wakes the JS thread; `None` while the channel is detached (after a close),
-  /// so that a closed client leaves no handle behind.
-  wake: Mutex<Option<WakeFn>>,
-  /// The key prefix SCAN replies are stripped of.
-  scan_prefix: Mutex<Vec<u8>>,
-}
-
-impl ChannelInner {
-  fn append(&self, batch: &mut Batch) {
-    let mut queue = self.queue.lock().unwrap();
-    queue.entries.extend(batch.entries.drain(..));
-    queue.arena.extend_from_slice(&batch.arena);
-    batch.arena.clear();
-    if !queue.woken {
-      let wake = self.wake.lock().unwrap();
-      if let Some(wake) = wake.as_ref() {
-        queue.woken = true;
-        drop(queue);
-        wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
-      }
-    }
-  }
-
-  /// Events go to attached channels only: a detached one has nobody waiting.
-  pub fn push_event(&self, event: RedisEvent) {
-    if self.wake.lock().unwrap().is_none() {
-      return;
-    }
-    let mut batch = Batch::default();
-    batch.extra(-1.0, Extra::Event(event));
-    self.append(&mut batch);
-  }
-}
 
 /// The arguments of the requests of one submit, as byte ranges of one arena.
 #[derive(Default)]
@@ -333,7 +138,7 @@ impl Args {
 /// of them share the process-wide client.
 #[napi]
 pub struct Channel {
-  inner: Arc<ChannelInner>,
+  inner: Arc<ReplyQueue>,
   /// Scratch space reused by every submit (JS thread only).
   scratch: Mutex<(Vec<u16>, Args, Vec<u8>)>,
 }
@@ -344,17 +149,8 @@ impl Channel {
   #[napi(constructor)]
   #[allow(clippy::new_without_default)]
   pub fn new() -> Self {
-    let inner = Arc::new(ChannelInner {
-      queue: Mutex::new(Queue {
-        entries: VecDeque::new(),
-        arena: Vec::new(),
-        head: 0,
-        woken: false,
-      }),
-      wake: Mutex::new(None),
-      scan_prefix: Mutex::new(Vec::new()),
-    });
-    events::subscribe(Arc::downgrade(&inner));
+    let inner = Arc::new(ReplyQueue::default());
+    reply::subscribe(Arc::downgrade(&inner));
     Channel {
       inner,
       scratch: Mutex::new(Default::default()),
@@ -366,11 +162,14 @@ impl Channel {
   #[napi]
   pub fn attach(&self, wake: WakeFn) {
     let mut queue = self.inner.queue.lock().unwrap();
+    let wake: reply::Wake = Box::new(move || {
+      wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
+    });
     *self.inner.wake.lock().unwrap() = Some(wake);
     if !queue.entries.is_empty() && !queue.woken {
       queue.woken = true;
       if let Some(wake) = self.inner.wake.lock().unwrap().as_ref() {
-        wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
+        wake();
       }
     }
   }
@@ -518,7 +317,7 @@ impl Channel {
         // A batch of degraded requests only (a lone health probe, a cache read)
         // waits for the first connection's attempt, not through retries.
         let degraded = all_degraded;
-        client::RUNTIME.spawn(send_later(Arc::clone(client), batch, requests, deadline, degraded));
+        client::RUNTIME.spawn(Arc::clone(client).send_later(batch, requests, deadline, degraded));
       }
     }
     if !close_ids.is_empty() {
@@ -676,7 +475,7 @@ impl Channel {
 pub struct SocketReader {
   conn: Arc<crate::connection::FastConn>,
   client: Arc<Client>,
-  channel: Arc<ChannelInner>,
+  channel: Arc<ReplyQueue>,
   fd: i32,
 }
 
@@ -695,7 +494,7 @@ impl SocketReader {
     self.channel.queue.lock().unwrap().woken = true;
     self
       .conn
-      .feed(&chunk[..(length as usize).min(chunk.len())], &self.client);
+      .feed(&chunk[..(length as usize).min(chunk.len())], &*self.client);
   }
 
   /// The connection is gone (closed, failed or replaced).
@@ -715,76 +514,8 @@ impl SocketReader {
   #[napi]
   pub fn closed(&self, message: String) {
     self.channel.queue.lock().unwrap().woken = true;
-    self.conn.reader_closed(&message, &self.client);
+    self.conn.reader_closed(&message, &*self.client);
   }
-}
-
-/// Sends requests that were made while no connection was ready: waits for one
-/// (within the requests' deadline), then sends them once. A connection that
-/// turns out dead before anything was written is waited past too.
-async fn send_later(client: Arc<Client>, bytes: Vec<u8>, mut pending: Vec<Pending>, deadline: Instant, degraded: bool) {
-  loop {
-    let conn = match tokio::time::timeout_at(deadline, client.connection(degraded)).await {
-      Ok(Ok(conn)) => conn,
-      Ok(Err(failure)) => return fail_pending(&client, pending, &failure),
-      Err(_) => return fail_unsent(&client, pending),
-    };
-    match conn.send(&bytes, pending) {
-      Ok(()) => return,
-      Err(requests) => {
-        // Nothing was written: wait for the next connection.
-        pending = requests;
-        let failure = Failure::new(FailureKind::Connection, "the connection to Redis was lost");
-        client.connection_failed(conn.generation, &failure);
-      }
-    }
-  }
-}
-
-/// Fails requests whose deadline passed before any connection could take them:
-/// a connection error while the server is unreachable, else a timeout. Either
-/// way the command was not sent, and never will be.
-fn fail_unsent(client: &Client, pending: Vec<Pending>) {
-  let timeout = client.config.command_timeout.as_millis();
-  monitor::record_failures(pending.len(), client.config.command_timeout);
-  let unreachable = client.unreachable();
-  let mut staged = Staged::default();
-  for p in &pending {
-    let failure = match &unreachable {
-      Some(last) => Failure::new(
-        last.kind,
-        format!(
-          "Redis command {} was not sent: no connection within {timeout} ms ({})",
-          p.name.as_str(),
-          last.message
-        ),
-      ),
-      None => Failure::new(
-        FailureKind::Timeout,
-        format!(
-          "Redis command {} timed out after {timeout} ms waiting for a connection",
-          p.name.as_str()
-        ),
-      ),
-    };
-    staged.failure(&p.channel, p.id, &failure);
-  }
-  staged.deliver();
-  client.end_requests(pending.len());
-}
-
-fn fail_pending(client: &Client, pending: Vec<Pending>, failure: &Failure) {
-  let mut staged = Staged::default();
-  let now = Instant::now();
-  for p in &pending {
-    monitor::record(
-      now.saturating_duration_since(p.deadline - client.config.command_timeout),
-      true,
-    );
-    staged.failure(&p.channel, p.id, failure);
-  }
-  staged.deliver();
-  client.end_requests(pending.len());
 }
 
 fn server_failure(err: &redis::ServerError) -> Failure {

@@ -18,9 +18,12 @@ use once_cell::sync::Lazy;
 use tokio::sync::watch;
 
 use crate::config::{connection_info, password_of, ClientConfig, RedisOptions};
-use crate::connection::{FastConn, Handshake};
+use crate::connection::{FastConn, Handshake, Owner, Pending};
 use crate::errors::{register_secret, Failure, FailureKind};
-use crate::events::{emit, RedisEvent};
+use crate::events::RedisEvent;
+use crate::monitor;
+use crate::reply::broadcast as emit;
+use crate::reply::Staged;
 use crate::tls::TlsSettings;
 
 /// The tokio runtime every client uses; its threads never keep Node alive.
@@ -70,6 +73,8 @@ enum Phase {
 }
 
 pub struct Client {
+  /// This client, for the connection's reports (`Owner`).
+  me: std::sync::Weak<Client>,
   pub config: ClientConfig,
   endpoint: Endpoint,
   phase: watch::Sender<Phase>,
@@ -163,7 +168,8 @@ impl Client {
       tls,
     };
     let (phase, _) = watch::channel(Phase::Idle);
-    Ok(Arc::new(Self {
+    Ok(Arc::new_cyclic(|me| Self {
+      me: me.clone(),
       config,
       endpoint,
       phase,
@@ -441,7 +447,7 @@ impl Client {
       endpoint.port,
       &handshake,
       endpoint.tls.as_ref(),
-      Arc::clone(self),
+      Arc::clone(self) as Arc<dyn Owner>,
       generation,
     )
     .await?;
@@ -455,6 +461,83 @@ impl Client {
       )));
     }
     Ok(connected.conn)
+  }
+
+  /// Sends requests that were made while no connection was ready: waits for one
+  /// (within the requests' deadline), then sends them once. A connection that
+  /// turns out dead before anything was written is waited past too.
+  pub async fn send_later(
+    self: Arc<Self>,
+    bytes: Vec<u8>,
+    mut pending: Vec<Pending>,
+    deadline: tokio::time::Instant,
+    degraded: bool,
+  ) {
+    let client = self;
+    loop {
+      let conn = match tokio::time::timeout_at(deadline, client.connection(degraded)).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(failure)) => return client.fail_pending(pending, &failure),
+        Err(_) => return client.fail_unsent(pending),
+      };
+      match conn.send(&bytes, pending) {
+        Ok(()) => return,
+        Err(requests) => {
+          // Nothing was written: wait for the next connection.
+          pending = requests;
+          let failure = Failure::new(FailureKind::Connection, "the connection to Redis was lost");
+          client.connection_failed(conn.generation, &failure);
+        }
+      }
+    }
+  }
+
+  /// Fails requests whose deadline passed before any connection could take them:
+  /// a connection error while the server is unreachable, else a timeout. Either
+  /// way the command was not sent, and never will be.
+  fn fail_unsent(&self, pending: Vec<Pending>) {
+    let client = self;
+    let timeout = client.config.command_timeout.as_millis();
+    monitor::record_failures(pending.len(), client.config.command_timeout);
+    let unreachable = client.unreachable();
+    let mut staged = Staged::default();
+    for p in &pending {
+      let failure = match &unreachable {
+        Some(last) => Failure::new(
+          last.kind,
+          format!(
+            "Redis command {} was not sent: no connection within {timeout} ms ({})",
+            p.name.as_str(),
+            last.message
+          ),
+        ),
+        None => Failure::new(
+          FailureKind::Timeout,
+          format!(
+            "Redis command {} timed out after {timeout} ms waiting for a connection",
+            p.name.as_str()
+          ),
+        ),
+      };
+      staged.failure(&p.channel, p.id, &failure);
+    }
+    staged.deliver();
+    client.end_requests(pending.len());
+  }
+
+  fn fail_pending(&self, pending: Vec<Pending>, failure: &Failure) {
+    let client = self;
+    let mut staged = Staged::default();
+    let now = tokio::time::Instant::now();
+    for p in &pending {
+      monitor::record(
+        now.saturating_duration_since(p.deadline - client.config.command_timeout),
+        true,
+      );
+      staged.failure(&p.channel, p.id, failure);
+    }
+    staged.deliver();
+    client.end_requests(pending.len());
   }
 
   /// Counts `n` requests in flight (for the graceful close).
@@ -495,6 +578,22 @@ impl Client {
 /// The longest pause between attempts while requests wait for a connection.
 fn eager_delay(config: &ClientConfig) -> Duration {
   (config.retry_base_delay * EAGER_DELAY_FACTOR).clamp(config.retry_base_delay, config.retry_max_delay)
+}
+
+impl Owner for Client {
+  fn command_timeout(&self) -> Duration {
+    self.config.command_timeout
+  }
+
+  fn settled(&self, n: usize) {
+    self.end_requests(n);
+  }
+
+  fn lost(&self, generation: u64, failure: &Failure) {
+    if let Some(me) = self.me.upgrade() {
+      me.connection_failed(generation, failure);
+    }
+  }
 }
 
 /// Exponential backoff with jitter: a delay drawn from the upper half of

@@ -25,12 +25,24 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::boundary::{ChannelInner, ReplyMode, Staged};
-use crate::client::Client;
 use crate::errors::{Failure, FailureKind};
 use crate::monitor;
+use crate::reply::{ReplyMode, ReplyQueue, Staged};
 use crate::resp::{self, Frame};
 use crate::tls::{self, TlsSettings};
+
+/// What a connection reports to whoever owns it (the client): a narrow
+/// interface, so that the transport never calls up into the client. (As in
+/// redis-rs, where each request carries its own reply sender and the
+/// connection manager decides reconnects from the errors it is told of.)
+pub trait Owner: Send + Sync + 'static {
+  /// How long a request may wait for its reply.
+  fn command_timeout(&self) -> Duration;
+  /// `n` requests were settled (replied, failed or timed out).
+  fn settled(&self, n: usize);
+  /// Connection `generation` is gone (its requests are already failed).
+  fn lost(&self, generation: u64, failure: &Failure);
+}
 
 /// A command name kept inline for the timeout message.
 #[derive(Clone, Copy)]
@@ -56,7 +68,7 @@ impl CommandName {
 
 /// A request on the wire, waiting for its reply.
 pub struct Pending {
-  pub channel: Arc<ChannelInner>,
+  pub channel: Arc<ReplyQueue>,
   pub id: u32,
   pub mode: ReplyMode,
   pub name: CommandName,
@@ -232,7 +244,7 @@ impl FastConn {
     port: u16,
     handshake: &Handshake,
     tls_settings: Option<&TlsSettings>,
-    client: Arc<Client>,
+    owner: Arc<dyn Owner>,
     generation: u64,
   ) -> Result<Connected, Failure> {
     let peer = format!("{host}:{port}");
@@ -327,7 +339,7 @@ impl FastConn {
       }),
       tls: tls_conn.map(Mutex::new),
     });
-    tokio::spawn(read_loop(Arc::clone(&conn), client));
+    tokio::spawn(read_loop(Arc::clone(&conn), owner));
     tokio::spawn(flush_loop(Arc::clone(&conn)));
     Ok(Connected { conn, refused })
   }
@@ -511,7 +523,7 @@ pub struct ReadState {
 impl FastConn {
   /// Parses every complete reply in `state`, gives each to its request, and
   /// delivers them. Returns a failure when the stream cannot be trusted any more.
-  fn process(&self, state: &mut ReadState, client: &Client) -> Result<(), Failure> {
+  fn process(&self, state: &mut ReadState, owner: &dyn Owner) -> Result<(), Failure> {
     let mut frames = Vec::new();
     let mut protocol_error = None;
     loop {
@@ -549,7 +561,7 @@ impl FastConn {
       }
       let mut staged = Staged::default();
       let now = Instant::now();
-      let timeout = client.config.command_timeout;
+      let timeout = owner.command_timeout();
       for (frame, pending) in frames.into_iter().zip(owners) {
         if !pending.timed_out {
           let latency = now.saturating_duration_since(pending.deadline - timeout);
@@ -564,7 +576,7 @@ impl FastConn {
       }
       staged.deliver();
     }
-    client.end_requests(settled);
+    owner.settled(settled);
     if state.start == state.buf.len() {
       state.buf.clear();
       state.start = 0;
@@ -576,8 +588,8 @@ impl FastConn {
   }
 
   /// The end of this connection: fails everything still waiting, once, and
-  /// has the client reconnect.
-  fn finish(&self, state: &mut ReadState, client: &Client, failure: &Failure) {
+  /// lets its owner reconnect.
+  fn finish(&self, state: &mut ReadState, owner: &dyn Owner, failure: &Failure) {
     if std::mem::replace(&mut state.finished, true) {
       return;
     }
@@ -590,7 +602,7 @@ impl FastConn {
       for pending in in_flight.queue.drain(..) {
         if !pending.timed_out {
           monitor::record(
-            now.saturating_duration_since(pending.deadline - client.config.command_timeout),
+            now.saturating_duration_since(pending.deadline - owner.command_timeout()),
             true,
           );
           staged.failure(&pending.channel, pending.id, failure);
@@ -601,7 +613,7 @@ impl FastConn {
       failed
     };
     staged.deliver();
-    client.end_requests(failed);
+    owner.settled(failed);
   }
 
   /// Hands reading to the JS thread: returns a new descriptor of the socket for
@@ -651,13 +663,13 @@ impl FastConn {
   }
 
   /// Bytes the JS thread read from the socket.
-  pub fn feed(&self, chunk: &[u8], client: &Arc<Client>) {
+  pub fn feed(&self, chunk: &[u8], owner: &dyn Owner) {
     let mut state = self.read_state.lock().unwrap();
     if state.finished {
       return;
     }
     let outcome = self.take_in(&mut state, Some(chunk)).and_then(|open| {
-      self.process(&mut state, client)?;
+      self.process(&mut state, owner)?;
       if open {
         Ok(())
       } else {
@@ -665,25 +677,25 @@ impl FastConn {
       }
     });
     if let Err(failure) = outcome {
-      self.finish(&mut state, client, &failure);
+      self.finish(&mut state, owner, &failure);
       drop(state);
-      client.connection_failed(self.generation, &failure);
+      owner.lost(self.generation, &failure);
     }
   }
 
   /// The JS thread's socket ended or failed.
-  pub fn reader_closed(&self, message: &str, client: &Arc<Client>) {
+  pub fn reader_closed(&self, message: &str, owner: &dyn Owner) {
     let failure = Failure::new(FailureKind::Connection, message);
     let mut state = self.read_state.lock().unwrap();
-    self.finish(&mut state, client, &failure);
+    self.finish(&mut state, owner, &failure);
     drop(state);
-    client.connection_failed(self.generation, &failure);
+    owner.lost(self.generation, &failure);
   }
 }
 
 /// Reads replies (until the JS thread takes over reading) and times requests out.
-async fn read_loop(conn: Arc<FastConn>, client: Arc<Client>) {
-  let timeout = client.config.command_timeout;
+async fn read_loop(conn: Arc<FastConn>, owner: Arc<dyn Owner>) {
+  let timeout = owner.command_timeout();
   let mut last_busy = Instant::now();
   let failure = loop {
     if conn.is_dead() {
@@ -715,7 +727,7 @@ async fn read_loop(conn: Arc<FastConn>, client: Arc<Client>) {
         let mut staged = Staged::default();
         let expired = conn.expire(Instant::now(), timeout, &mut staged);
         staged.deliver();
-        client.end_requests(expired);
+        owner.settled(expired);
         continue;
       }
       _ = conn.reader_wakeup.notified() => continue,
@@ -764,7 +776,7 @@ async fn read_loop(conn: Arc<FastConn>, client: Arc<Client>) {
       }
       Err(failure) => break failure,
     }
-    if let Err(failure) = conn.process(state, &client) {
+    if let Err(failure) = conn.process(state, &*owner) {
       break failure;
     }
     if let Some(failure) = closed {
@@ -774,9 +786,9 @@ async fn read_loop(conn: Arc<FastConn>, client: Arc<Client>) {
   // The connection is gone: fail everything still waiting, and reconnect.
   {
     let mut state = conn.read_state.lock().unwrap();
-    conn.finish(&mut state, &client, &failure);
+    conn.finish(&mut state, &*owner, &failure);
   }
-  client.connection_failed(conn.generation, &failure);
+  owner.lost(conn.generation, &failure);
 }
 
 /// Writes the backlog whenever the socket takes more.
@@ -810,5 +822,193 @@ async fn flush_loop(conn: Arc<FastConn>) {
         return;
       }
     }
+  }
+}
+
+#[cfg(test)]
+mod tests {
+  //! The transport against a real redis-server, with no N-API and no client:
+  //! a test owner and a reply queue whose wake-up only counts.
+  use super::*;
+  use crate::reply::{ReplyQueue, ValueType};
+  use std::process::{Child, Command, Stdio};
+  use std::sync::atomic::AtomicUsize;
+
+  struct Server {
+    child: Child,
+    port: u16,
+  }
+
+  impl Server {
+    fn start() -> Self {
+      let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+      let child = Command::new("redis-server")
+        .args([
+          "--port",
+          &port.to_string(),
+          "--bind",
+          "127.0.0.1",
+          "--save",
+          "",
+          "--appendonly",
+          "no",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("redis-server must be on PATH for these tests");
+      wait_until(|| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+      Server { child, port }
+    }
+
+    /// Sends one command on a connection of its own and waits for the reply.
+    fn command(&self, args: &[&[u8]]) {
+      let mut socket = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+      let mut wire = Vec::new();
+      resp::write_command(&mut wire, args);
+      socket.write_all(&wire).unwrap();
+      let mut reply = [0u8; 64];
+      let _ = std::io::Read::read(&mut socket, &mut reply).unwrap();
+    }
+  }
+
+  impl Drop for Server {
+    fn drop(&mut self) {
+      let _ = self.child.kill();
+      let _ = self.child.wait();
+    }
+  }
+
+  #[derive(Default)]
+  struct TestOwner {
+    settled: AtomicUsize,
+    lost: Mutex<Vec<(u64, FailureKind)>>,
+  }
+
+  impl Owner for TestOwner {
+    fn command_timeout(&self) -> Duration {
+      Duration::from_millis(300)
+    }
+    fn settled(&self, n: usize) {
+      self.settled.fetch_add(n, Ordering::SeqCst);
+    }
+    fn lost(&self, generation: u64, failure: &Failure) {
+      self.lost.lock().unwrap().push((generation, failure.kind));
+    }
+  }
+
+  fn wait_until(check: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !check() {
+      assert!(std::time::Instant::now() < deadline, "condition not met within 5 s");
+      std::thread::sleep(Duration::from_millis(10));
+    }
+  }
+
+  fn request(queue: &Arc<ReplyQueue>, id: u32, name: &[u8]) -> Pending {
+    Pending {
+      channel: Arc::clone(queue),
+      id,
+      mode: ReplyMode::Strings,
+      name: CommandName::new(name),
+      deadline: Instant::now() + Duration::from_millis(300),
+      timed_out: false,
+      probe: false,
+    }
+  }
+
+  /// `(tag, type)` of every entry in the queue, and its text arena.
+  fn drained(queue: &ReplyQueue) -> (Vec<(f64, ValueType)>, String) {
+    let mut q = queue.queue.lock().unwrap();
+    let entries = q.entries.drain(..).map(|e| (e.tag, e.kind)).collect();
+    let text = String::from_utf8_lossy(&q.arena).into_owned();
+    q.arena.clear();
+    (entries, text)
+  }
+
+  #[test]
+  fn replies_in_order_a_timeout_that_stays_in_step_and_a_loss_reported_to_the_owner() {
+    let server = Server::start();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+      .worker_threads(1)
+      .enable_all()
+      .build()
+      .unwrap();
+    let owner = Arc::new(TestOwner::default());
+    let queue = Arc::new(ReplyQueue::default());
+    let wakes = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&wakes);
+    *queue.wake.lock().unwrap() = Some(Box::new(move || {
+      counter.fetch_add(1, Ordering::SeqCst);
+    }));
+    let handshake = Handshake {
+      username: None,
+      password: None,
+      db: 0,
+      set_name: true,
+    };
+    let owned: Arc<dyn Owner> = Arc::clone(&owner) as Arc<dyn Owner>;
+    let connected = runtime
+      .block_on(FastConn::connect("127.0.0.1", server.port, &handshake, None, owned, 7))
+      .unwrap();
+    assert!(connected.refused.is_empty());
+    let conn = connected.conn;
+
+    // Two requests in one write: replies meet their requests in order, one wake-up.
+    let mut wire = Vec::new();
+    resp::write_command(&mut wire, &[b"SET", b"t:k", b"value"]);
+    resp::write_command(&mut wire, &[b"GET", b"t:k"]);
+    assert!(conn
+      .send(&wire, vec![request(&queue, 1, b"SET"), request(&queue, 2, b"GET")])
+      .is_ok());
+    wait_until(|| owner.settled.load(Ordering::SeqCst) == 2);
+    assert_eq!(
+      drained(&queue),
+      (vec![(8.0, ValueType::Ok), (16.0, ValueType::Text)], "value".into())
+    );
+    assert!(wakes.load(Ordering::SeqCst) >= 1);
+
+    // A paused server: the request times out at its deadline (kind 2), its late
+    // reply is swallowed, and the next request gets its own reply.
+    server.command(&[b"CLIENT", b"PAUSE", b"700", b"ALL"]);
+    let mut wire = Vec::new();
+    resp::write_command(&mut wire, &[b"INCR", b"t:n"]);
+    let started = std::time::Instant::now();
+    assert!(conn.send(&wire, vec![request(&queue, 3, b"INCR")]).is_ok());
+    wait_until(|| owner.settled.load(Ordering::SeqCst) == 3);
+    assert!(started.elapsed() < Duration::from_millis(300 + 100));
+    let (entries, text) = drained(&queue);
+    assert_eq!(entries, vec![(3.0 * 8.0 + 2.0, ValueType::Text)]);
+    assert_eq!(text, "Redis command INCR timed out after 300 ms");
+    std::thread::sleep(Duration::from_millis(800));
+    let mut wire = Vec::new();
+    resp::write_command(&mut wire, &[b"GET", b"t:n"]);
+    assert!(conn.send(&wire, vec![request(&queue, 4, b"GET")]).is_ok());
+    wait_until(|| owner.settled.load(Ordering::SeqCst) == 4);
+    assert_eq!(drained(&queue), (vec![(32.0, ValueType::Text)], "1".into())); // INCR ran once
+
+    // The server goes away: what is in flight fails as a connection loss, and the
+    // owner is told once, with this connection's generation.
+    server.command(&[b"CLIENT", b"PAUSE", b"2000", b"ALL"]);
+    let mut wire = Vec::new();
+    resp::write_command(&mut wire, &[b"PING"]);
+    assert!(conn.send(&wire, vec![request(&queue, 5, b"PING")]).is_ok());
+    drop(server);
+    wait_until(|| !owner.lost.lock().unwrap().is_empty());
+    assert_eq!(*owner.lost.lock().unwrap(), vec![(7, FailureKind::Connection)]);
+    let (entries, _) = drained(&queue);
+    assert!(
+      entries == vec![(5.0 * 8.0 + 3.0, ValueType::Text)] || entries == vec![(5.0 * 8.0 + 2.0, ValueType::Text)],
+      "{entries:?}"
+    );
+    assert!(conn.is_dead());
+    // Nothing can be sent on a dead connection: the requests come back unsent.
+    assert!(conn
+      .send(b"*1\r\n$4\r\nPING\r\n", vec![request(&queue, 6, b"PING")])
+      .is_err());
   }
 }

@@ -1,11 +1,5 @@
-//! Connection events (`onRedisEvent`): delivered to every open channel with
-//! the completions, so they reach JS on the same batched wake-up.
-
-use std::sync::{Mutex, Weak};
-
-use once_cell::sync::Lazy;
-
-use crate::boundary::ChannelInner;
+//! Connection events (`onRedisEvent`): delivered to every reply queue with the
+//! completions, so they reach JS on the same batched wake-up (`reply::broadcast`).
 
 /// One event as `onRedisEvent` listeners see it.
 #[derive(Clone, Debug)]
@@ -43,23 +37,4 @@ impl RedisEvent {
       delay_ms: Some(delay.as_millis() as u32),
     }
   }
-}
-
-static SUBSCRIBERS: Lazy<Mutex<Vec<Weak<ChannelInner>>>> = Lazy::new(|| Mutex::new(Vec::new()));
-
-/// Registers a channel to receive events until it is dropped.
-pub fn subscribe(channel: Weak<ChannelInner>) {
-  SUBSCRIBERS.lock().unwrap().push(channel);
-}
-
-/// Sends an event to every live channel.
-pub fn emit(event: RedisEvent) {
-  let mut subscribers = SUBSCRIBERS.lock().unwrap();
-  subscribers.retain(|weak| match weak.upgrade() {
-    Some(channel) => {
-      channel.push_event(event.clone());
-      true
-    }
-    None => false,
-  });
 }

@@ -648,12 +648,6 @@ pub fn fencing_key_for(prefix: &[u8], key: &str) -> String {
   }
 }
 
-/// The key of a lock's fencing counter (same hash slot as the lock, with `keyPrefix` in force).
-#[napi]
-pub fn fencing_key(key: String) -> Result<String> {
-  Ok(fencing_key_for(&crate::client::key_prefix()?, &key))
-}
-
 #[napi]
 pub fn known_commands() -> Vec<&'static str> {
   COMMANDS

@@ -16,6 +16,7 @@ mod errors;
 mod events;
 mod keys;
 mod monitor;
+mod reply;
 mod resp;
 mod scripts;
 mod tls;
@@ -81,4 +82,10 @@ pub fn bullmq_connection() -> napi::Result<BullMqConnection> {
 #[napi]
 pub fn key_prefix() -> napi::Result<String> {
   Ok(String::from_utf8_lossy(&client::key_prefix()?).into_owned())
+}
+
+/// The key of a lock's fencing counter (same hash slot as the lock, with `keyPrefix` in force).
+#[napi]
+pub fn fencing_key(key: String) -> napi::Result<String> {
+  Ok(keys::fencing_key_for(&client::key_prefix()?, &key))
 }
