@@ -206,7 +206,7 @@ const cacheService = {
     let texts
     try {
       texts = await request(Op.CALL | Flag.DEGRADED, 'MGET', keys)
-    } catch (error) {
+    } catch {
       stats.misses += keys.length
       stats.errors++
       return keys.map(() => null)
