@@ -135,6 +135,16 @@ async function main() {
     check((await admin.exists('cache:creator:42')) === 1 && (await admin.ttl('cache:creator:42')) > 3500,
       'the profile is cached in Redis with its prefix TTL')
 
+    // The lock route: withLock around a tiny step, the lock gone afterwards, fencing tokens growing.
+    const tokens = []
+    for (let i = 0; i < 2; i++) {
+      r = await get('/api/lock/7')
+      tokens.push(r.status === 200 ? (await r.json()).fencingToken : r.status)
+    }
+    check(tokens.every((t) => typeof t === 'number') && tokens[1] > tokens[0] &&
+      (await admin.exists('lock:resource:job%3A7')) === 0,
+    'the lock route runs under withLock (fencing tokens grow, the lock is released)', tokens.join(' '))
+
     // Redis goes away: health answers 503, quickly.
     await server.stop()
     const t = Date.now()

@@ -38,11 +38,23 @@ function platformPackages() {
  * returns the tarballs' paths and the packed binary's (`binary`). The host
  * build keeps the root package's binding.js and binding.d.ts current; the
  * platform package gets the glibc 2.17 cross build.
+ * With `YG_REDIS_PACK_BINARY=<file>` (or `options.binary`) nothing is built:
+ * that binary goes into the platform package, with the binding.js and
+ * binding.d.ts of the tree as they are (for a machine where Rust must not be
+ * built, e.g. `YG_REDIS_PACK_BINARY=yesgoddess-redis.linux-x64-gnu.node`).
  */
-function packTarballs(destination) {
+function packTarballs(destination, options = {}) {
   fs.mkdirSync(destination, { recursive: true })
-  run(process.execPath, [path.join(ROOT, 'scripts', 'build-if-needed.js')], { cwd: ROOT, stdio: 'inherit' })
-  const binary = buildCross()
+  const given = options.binary || process.env.YG_REDIS_PACK_BINARY
+  let binary
+  if (given) {
+    binary = path.resolve(ROOT, given)
+    if (!fs.existsSync(binary)) throw new Error(`YG_REDIS_PACK_BINARY: no such file ${binary}`)
+    console.error(`[pack] packing ${path.relative(ROOT, binary)} as it is (nothing built)`)
+  } else {
+    run(process.execPath, [path.join(ROOT, 'scripts', 'build-if-needed.js')], { cwd: ROOT, stdio: 'inherit' })
+    binary = buildCross()
+  }
   const work = fs.mkdtempSync(path.join(destination, 'stage-'))
   try {
     const platformDir = path.join(work, 'platform')

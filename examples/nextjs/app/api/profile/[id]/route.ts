@@ -1,9 +1,10 @@
 // GET /api/profile/[id]: the seed's examples together. Rate-limited per caller
 // (429 with the RateLimit headers past the limit), cache-aside (the second call
 // is a cache hit), and a miss loads under a lock so that concurrent misses
-// across app servers hit the database once.
+// across app servers hit the database once. It imports `@/lib/redis` (the
+// package, re-exported by lib/redis-addon.ts), as the application's routes do.
 import { NextResponse } from 'next/server'
-import { cacheService, rateLimiter, rateLimitHeaders, withLock, RedisKeys, RedisTTL } from '@yesgoddess/redis'
+import { cacheService, rateLimiter, rateLimitHeaders, withLock, RedisKeys, RedisTTL } from '@/lib/redis'
 
 export const runtime = 'nodejs'
 export const dynamic = 'force-dynamic'
