@@ -111,7 +111,7 @@ const REPRO_CHILD = `
     const setAfter = await attempt(() => client.set('wt:repro', 'after-the-worker'))
     const getAfter = await attempt(() => client.get('wt:repro'))
     print({ scenario: 'a', before, workerReply, exitCode, after, statusAfter, setAfter, getAfter })
-    process.exit(0)
+    process.exit.call(process, 0)
   })()
 `
 
@@ -142,7 +142,7 @@ function loadChild(mode) {
   const MODE = ${JSON.stringify(mode)}
   setTimeout(() => {
     print({ scenario: 'deadline', note: 'the child ran out of time' })
-    process.exit(2)
+    process.exit.call(process, 2)
   }, 22000).unref()
   r.configureRedis({ url: process.env.REDIS_URL, commandTimeoutMs: 1000 })
   const client = r.getRedisClient()
@@ -258,7 +258,7 @@ function loadChild(mode) {
       get,
       status: r.getConnectionStatus(),
     })
-    process.exit(0)
+    process.exit.call(process, 0)
   })()
 `
 }
