@@ -124,6 +124,9 @@ describe('reconnecting', () => {
       expect(events.map((e) => e.type)).toEqual(['connect', 'ready'])
 
       await server.stop()
+      // The loss is noticed without a command (the reader sees the socket end);
+      // only then is the next command surely one that was never written.
+      await waitFor(() => events.some((e) => e.type === 'end'))
       // not written before the loss: it waits for a connection within its timeout, then fails unsent
       const error = await client.incr('replayed').catch((e) => e)
       expect(error).toBeInstanceOf(RedisConnectionError)
