@@ -151,13 +151,12 @@ export declare const FAILURE_REPLY: number
 
 export declare const FAILURE_TIMEOUT: number
 
+export declare const FAILURE_USAGE: number
+
 /** The key of a lock's fencing counter (same hash slot as the lock, with `keyPrefix` in force). */
 export declare function fencingKey(key: string): string
 
-/**
- * Escapes glob metacharacters so that `text` matches itself in SCAN MATCH.
- * `text` with SCAN-pattern characters escaped, so that it matches only itself.
- */
+/** `text` with SCAN-pattern characters escaped, so that it matches only itself. */
 export declare function globEscape(text: string): string
 
 /** One builder as JS sees it, to build `RedisKeys` and `RedisTTL`. */
@@ -178,15 +177,22 @@ export declare function keyPrefix(): string
 /** The key scheme, for the JS layer to build `RedisKeys` and `RedisTTL` from. */
 export declare function keyScheme(): Array<KeyBuilderInfo>
 
+/**
+ * The commands the raw client has a method for (the command table minus the
+ * commands the shared connection refuses).
+ */
 export declare function knownCommands(): Array<string>
 
-/** The op codes (`Op`), for the JS layer. */
+/** A command; bulk replies as strings. */
 export declare const OP_CALL: number
 
+/** A command; bulk replies as Buffers. */
 export declare const OP_CALL_BUFFER: number
 
+/** Close the client gracefully. */
 export declare const OP_CLOSE: number
 
+/** `SCAN` with `keyPrefix` added to the pattern and taken off the keys. */
 export declare const OP_SCAN: number
 
 /** Default TTL per prefix (`[prefix, seconds | null]`), for `RedisTTL.<family>.default`. */
@@ -217,18 +223,10 @@ export interface RedisOptions {
   tls?: TlsOptions
 }
 
-/**
- * Request flags, or-ed into the op code (`op | flags`).
- * The caller has a degraded answer for a failure (a cache miss, a rate-limit
- * failure policy, an unhealthy probe): while a lost connection is being made
- * again, fail at once instead of waiting for it.
- */
+/** Flag: fail at once while a lost connection is re-made (the caller has a degraded answer). */
 export declare const REQUEST_DEGRADED: number
 
-/**
- * The package's own EVALSHA, which falls back to EVAL by itself: a `NOSCRIPT`
- * reply is not counted as a failed command.
- */
+/** Flag: the package's own EVALSHA, whose `NOSCRIPT` is handled (not counted as an error). */
 export declare const REQUEST_SCRIPT_PROBE: number
 
 /** Sets the command figures back to zero. */
@@ -237,7 +235,7 @@ export declare function resetCommandMetrics(): void
 /** The SHA1 of a script's source, as EVALSHA wants it. */
 export declare function scriptSha(name: string): string
 
-/** The source of a script by name (`releaseLock`, `acquireLock`, `extendLock`, `slidingWindow`). */
+/** The source of a script by name (`releaseLock`, `acquireLock`, `extendLock`, `slidingWindow`, …). */
 export declare function scriptSource(name: string): string
 
 /** TLS settings for `rediss://` URLs. */

@@ -850,6 +850,7 @@ module.exports.FAILURE_CONNECTION = nativeBinding.FAILURE_CONNECTION
 module.exports.FAILURE_INVALID = nativeBinding.FAILURE_INVALID
 module.exports.FAILURE_REPLY = nativeBinding.FAILURE_REPLY
 module.exports.FAILURE_TIMEOUT = nativeBinding.FAILURE_TIMEOUT
+module.exports.FAILURE_USAGE = nativeBinding.FAILURE_USAGE
 module.exports.fencingKey = nativeBinding.fencingKey
 module.exports.globEscape = nativeBinding.globEscape
 module.exports.keyPrefix = nativeBinding.keyPrefix

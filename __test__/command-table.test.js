@@ -1,5 +1,5 @@
 'use strict'
-// One command table (src/keys.rs COMMANDS): the raw client's methods come from
+// One command table (src/core/command.rs COMMANDS): the raw client's methods come from
 // it, and the `RedisCommandName` union of index.d.ts must list exactly the same
 // commands, so the types cannot drift from what the package does.
 const fs = require('node:fs')

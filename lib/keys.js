@@ -1,6 +1,6 @@
 'use strict'
 // `RedisKeys` and `RedisTTL`, built from the key scheme that Rust owns
-// (src/keys.rs): every builder calls into Rust, which validates the id and
+// (src/core/keyscheme.rs): every builder calls into Rust, which validates the id and
 // escapes it so that an id is always data, never a pattern.
 
 const { native, nativeCall, invalid } = require('./runtime.js')

@@ -10,7 +10,7 @@ const net = require('node:net')
 const { isMainThread } = require('node:worker_threads')
 const native = require('./native.js')
 
-/** Request kinds understood by `Channel.submit`, from the binding (src/boundary.rs). */
+/** Request kinds understood by `Channel.submit`, from the binding (src/core/request.rs). */
 const Op = Object.freeze({ CALL: native.OP_CALL, CALL_BUFFER: native.OP_CALL_BUFFER, SCAN: native.OP_SCAN, CLOSE: native.OP_CLOSE })
 /**
  * Flags or-ed into an op: `DEGRADED` fails at once while a lost connection is
@@ -79,9 +79,9 @@ class RedisClosedError extends RedisError {
   }
 }
 
-// Failure kinds and drained value types, from the binding (src/boundary.rs).
+// Failure kinds and drained value types, from the binding (src/binding/channel.rs).
 const {
-  FAILURE_REPLY, FAILURE_TIMEOUT, FAILURE_CONNECTION, FAILURE_AUTH, FAILURE_CLOSED,
+  FAILURE_REPLY, FAILURE_TIMEOUT, FAILURE_CONNECTION, FAILURE_AUTH, FAILURE_CLOSED, FAILURE_USAGE,
   VALUE_TEXT, VALUE_NUMBER, VALUE_NULL, VALUE_BYTES, VALUE_OK,
 } = native
 
@@ -97,6 +97,8 @@ function failure(kind, message) {
       return new RedisAuthError(message)
     case FAILURE_CLOSED:
       return new RedisClosedError(message)
+    case FAILURE_USAGE:
+      return new RedisError(message, 'EUSAGE')
     default:
       return invalid(message)
   }
@@ -129,7 +131,7 @@ function createRuntime() {
   const freeIds = []
   let pending = 0
 
-  // The outgoing batch (see src/boundary.rs): metadata, the concatenated
+  // The outgoing batch (see src/binding/channel.rs): metadata, the concatenated
   // string arguments, and Buffer arguments.
   let outMeta = new Int32Array(4096)
   let outLength = 0

@@ -15,7 +15,6 @@
 //! a reply; 1–6: a `FailureKind`, the value is its message) or `-1` for an
 //! event. Types: see `ValueType`.
 
-use std::ops::Range;
 use std::ptr;
 use std::sync::{Arc, Mutex};
 
@@ -24,62 +23,33 @@ use napi::sys;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use redis::Value;
-use tokio::time::Instant;
 
-use crate::client::{self, Client};
-use crate::connection::{CommandName, Pending};
-use crate::errors::{Failure, FailureKind};
-use crate::events::RedisEvent;
-use crate::keys;
-use crate::reply::{self, Extra, ReplyMode, ReplyQueue, Staged, ValueType};
-use crate::resp;
+use crate::core::client::{self, Client};
+use crate::core::connection::FastConn;
+use crate::core::error::{Failure, FailureKind};
+use crate::core::events::RedisEvent;
+use crate::core::reply::{self, Extra, ReplyMode, ReplyQueue, ValueType};
+use crate::core::request::{self, Args, Submission};
 
-/// What a request asks for.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Op {
-  /// A command; bulk replies as strings.
-  Call = 1,
-  /// A command; bulk replies as Buffers.
-  CallBuffer = 2,
-  /// `SCAN cursor [MATCH m] [COUNT n] [TYPE t]` with `keyPrefix` added to the
-  /// pattern and taken off the keys.
-  Scan = 3,
-  /// Close the client gracefully.
-  Close = 4,
-}
-
-/// Request flags, or-ed into the op code (`op | flags`).
-/// The caller has a degraded answer for a failure (a cache miss, a rate-limit
-/// failure policy, an unhealthy probe): while a lost connection is being made
-/// again, fail at once instead of waiting for it.
+// The request codes (op | flags), for the JS layer (one source: core::request).
+/// A command; bulk replies as strings.
 #[napi]
-pub const REQUEST_DEGRADED: i32 = 16;
-/// The package's own EVALSHA, which falls back to EVAL by itself: a `NOSCRIPT`
-/// reply is not counted as a failed command.
+pub const OP_CALL: i32 = request::OP_CALL;
+/// A command; bulk replies as Buffers.
 #[napi]
-pub const REQUEST_SCRIPT_PROBE: i32 = 32;
-/// The op codes (`Op`), for the JS layer.
+pub const OP_CALL_BUFFER: i32 = request::OP_CALL_BUFFER;
+/// `SCAN` with `keyPrefix` added to the pattern and taken off the keys.
 #[napi]
-pub const OP_CALL: i32 = 1;
+pub const OP_SCAN: i32 = request::OP_SCAN;
+/// Close the client gracefully.
 #[napi]
-pub const OP_CALL_BUFFER: i32 = 2;
+pub const OP_CLOSE: i32 = request::OP_CLOSE;
+/// Flag: fail at once while a lost connection is re-made (the caller has a degraded answer).
 #[napi]
-pub const OP_SCAN: i32 = 3;
+pub const REQUEST_DEGRADED: i32 = request::REQUEST_DEGRADED;
+/// Flag: the package's own EVALSHA, whose `NOSCRIPT` is handled (not counted as an error).
 #[napi]
-pub const OP_CLOSE: i32 = 4;
-const OP_MASK: i32 = 15;
-
-impl Op {
-  fn from_code(code: i32) -> Option<Self> {
-    Some(match code & OP_MASK {
-      1 => Op::Call,
-      2 => Op::CallBuffer,
-      3 => Op::Scan,
-      4 => Op::Close,
-      _ => return None,
-    })
-  }
-}
+pub const REQUEST_SCRIPT_PROBE: i32 = request::REQUEST_SCRIPT_PROBE;
 
 // The drain's value types and failure kinds, for the JS layer (one source:
 // these constants; `ValueType` and `FailureKind` are checked against them).
@@ -107,6 +77,8 @@ pub const FAILURE_AUTH: i32 = 4;
 pub const FAILURE_CLOSED: i32 = 5;
 #[napi]
 pub const FAILURE_INVALID: i32 = 6;
+#[napi]
+pub const FAILURE_USAGE: i32 = 7;
 const _: () = {
   assert!(FailureKind::Reply as i32 == FAILURE_REPLY);
   assert!(FailureKind::Timeout as i32 == FAILURE_TIMEOUT);
@@ -114,25 +86,13 @@ const _: () = {
   assert!(FailureKind::Auth as i32 == FAILURE_AUTH);
   assert!(FailureKind::Closed as i32 == FAILURE_CLOSED);
   assert!(FailureKind::Invalid as i32 == FAILURE_INVALID);
+  assert!(FailureKind::Usage as i32 == FAILURE_USAGE);
   // A tag is `id * 8 + kind`: every kind must fit below 8.
-  assert!(FAILURE_INVALID < 8);
+  assert!(FAILURE_USAGE < 8);
 };
 
 /// The JS function `Channel.attach` is given: a weak threadsafe function that never keeps Node alive.
 type WakeFn = ThreadsafeFunction<(), Unknown<'static>, (), Status, false, true>;
-
-/// The arguments of the requests of one submit, as byte ranges of one arena.
-#[derive(Default)]
-struct Args {
-  bytes: Vec<u8>,
-  ranges: Vec<Range<usize>>,
-}
-
-impl Args {
-  fn get(&self, i: usize) -> &[u8] {
-    &self.bytes[self.ranges[i].clone()]
-  }
-}
 
 /// The JS layer's end of the boundary. One per loaded JS module instance; all
 /// of them share the process-wide client.
@@ -196,143 +156,34 @@ impl Channel {
     unsafe { read_utf16(raw_env, text.raw(), units)? };
     let buffers = buffers.raw();
 
-    let client = client::current();
-    let prefix: Vec<u8> = client.as_ref().map(|c| c.config.key_prefix.clone()).unwrap_or_default();
-    let deadline = Instant::now() + client.as_ref().map(|c| c.config.command_timeout).unwrap_or_default();
-    let direct = match &client {
-      Ok(c) => c.ready_fast(),
-      _ => None,
-    };
-    // Requests with a degraded answer fail at once while the connection is re-made.
-    let unreachable = match &client {
-      Ok(c) if direct.is_none() && c.is_reconnecting() => Some(c.reconnecting_failure()),
-      _ => None,
-    };
-    let mut staged = Staged::default();
-    let mut pending: Vec<Pending> = Vec::new();
-    let mut close_ids = Vec::new();
-    let mut all_degraded = true;
-    wire.clear();
-
+    let mut submission = Submission::begin(&self.inner, wire);
     let mut text_pos = 0usize;
     let mut i = 0usize;
     while i + 3 <= meta.len() {
-      let (id, op_code, argc) = (meta[i] as u32, meta[i + 1], meta[i + 2].max(0) as usize);
+      let (id, code, argc) = (meta[i] as u32, meta[i + 1], meta[i + 2].max(0) as usize);
       let lens = &meta[(i + 3).min(meta.len())..(i + 3 + argc).min(meta.len())];
       i += 3 + argc;
-      args.bytes.clear();
-      args.ranges.clear();
+      args.clear();
       let mut malformed = None;
       for &len in lens {
-        let start = args.bytes.len();
         if len >= 0 {
           let end = (text_pos + len as usize).min(units.len());
-          if let Err(failure) = push_utf8(&mut args.bytes, &units[text_pos..end]) {
+          if let Err(failure) = args.push_utf16(&units[text_pos..end]) {
             malformed = Some(failure);
           }
           text_pos = end;
         } else {
           // SAFETY: `buffers` is an argument of this call; push_buffer checks the
           // element is a Buffer/Uint8Array and copies its bytes before returning.
-          unsafe { push_buffer(raw_env, buffers, (-len - 1) as u32, &mut args.bytes)? };
+          args.push_with(|out| unsafe { push_buffer(raw_env, buffers, (-len - 1) as u32, out) })?;
         }
-        args.ranges.push(start..args.bytes.len());
       }
-      if let Some(failure) = malformed {
-        staged.failure(&self.inner, id, &failure);
-        continue;
-      }
-      let Some(op) = Op::from_code(op_code) else {
-        staged.failure(&self.inner, id, &Failure::new(FailureKind::Invalid, "unknown request"));
-        continue;
-      };
-      if op == Op::Close {
-        close_ids.push(id);
-        continue;
-      }
-      if let Err(failure) = &client {
-        staged.failure(&self.inner, id, failure);
-        continue;
-      }
-      if let (Some(failure), true) = (&unreachable, op_code & REQUEST_DEGRADED != 0) {
-        staged.failure(&self.inner, id, failure);
-        continue;
-      }
-      all_degraded &= op_code & REQUEST_DEGRADED != 0;
-      let mode = match op {
-        Op::CallBuffer => ReplyMode::Buffers,
-        Op::Scan => ReplyMode::Scan,
-        _ => ReplyMode::Strings,
-      };
-      let encoded = if op != Op::Scan && prefix.is_empty() {
-        // The common case: encode straight into the wire buffer, no allocation.
-        plain_command_name(args).inspect(|_| {
-          resp::write_array_header(wire, args.ranges.len());
-          for range in &args.ranges {
-            resp::write_bulk(wire, &[&args.bytes[range.clone()]]);
-          }
-        })
-      } else {
-        let command = match op {
-          Op::Scan => scan_command(args, &prefix),
-          _ => prefixed_command(args, &prefix),
-        };
-        command.map(|parts| {
-          let name = CommandName::new(parts.first().map(|p| p.1).unwrap_or(b""));
-          resp::write_array_header(wire, parts.len());
-          for (key_prefix, arg) in &parts {
-            resp::write_bulk(wire, &[key_prefix, arg]);
-          }
-          name
-        })
-      };
-      match encoded {
-        Ok(name) => pending.push(Pending {
-          channel: Arc::clone(&self.inner),
-          id,
-          mode,
-          name,
-          deadline,
-          timed_out: false,
-          probe: op_code & REQUEST_SCRIPT_PROBE != 0,
-        }),
-        Err(failure) => staged.failure(&self.inner, id, &failure),
-      }
-      if mode == ReplyMode::Scan && !prefix.is_empty() {
-        *self.inner.scan_prefix.lock().unwrap() = prefix.clone();
-      } else if mode == ReplyMode::Scan {
-        self.inner.scan_prefix.lock().unwrap().clear();
+      match malformed {
+        Some(failure) => submission.fail(id, &failure),
+        None => submission.add(id, code, args),
       }
     }
-    staged.deliver();
-    if let (Ok(client), false) = (&client, pending.is_empty()) {
-      client.begin_requests(pending.len());
-      let unsent = match direct {
-        // Written here, on the caller's thread; given back when the connection
-        // died under us (nothing was written), to wait for the next one.
-        Some(conn) => conn.send(wire, pending).err().map(|requests| (wire.clone(), requests)),
-        None => Some((std::mem::take(wire), pending)),
-      };
-      if let Some((batch, requests)) = unsent {
-        // A batch of degraded requests only (a lone health probe, a cache read)
-        // waits for the first connection's attempt, not through retries.
-        let degraded = all_degraded;
-        client::RUNTIME.spawn(Arc::clone(client).send_later(batch, requests, deadline, degraded));
-      }
-    }
-    if !close_ids.is_empty() {
-      let channel = Arc::clone(&self.inner);
-      client::RUNTIME.spawn(async move {
-        if let Some(client) = client::existing() {
-          client.close().await;
-        }
-        let mut staged = Staged::default();
-        for id in close_ids {
-          staged.done(&channel, id);
-        }
-        staged.deliver();
-      });
-    }
+    submission.finish();
     Ok(())
   }
 
@@ -473,7 +324,7 @@ impl Channel {
 /// The JS thread's reading end of one plain-TCP connection.
 #[napi]
 pub struct SocketReader {
-  conn: Arc<crate::connection::FastConn>,
+  conn: Arc<FastConn>,
   client: Arc<Client>,
   channel: Arc<ReplyQueue>,
   fd: i32,
@@ -524,106 +375,6 @@ fn server_failure(err: &redis::ServerError) -> Failure {
     None => err.code().to_string(),
   };
   Failure::new(FailureKind::Reply, text)
-}
-
-/// A command's arguments, each with the key prefix to put in front of it
-/// (empty for non-keys): the name first.
-type Parts<'a> = Vec<(&'a [u8], &'a [u8])>;
-
-/// The command's name, checked: present, and not one the shared connection refuses.
-fn plain_command_name(args: &Args) -> std::result::Result<CommandName, Failure> {
-  if args.ranges.is_empty() || args.get(0).is_empty() {
-    return Err(Failure::new(FailureKind::Invalid, "a command needs a name"));
-  }
-  let name = CommandName::new(args.get(0));
-  if let Some(why) = keys::shared_connection_refusal(name.as_str()) {
-    return Err(Failure::new(
-      FailureKind::Invalid,
-      format!("{} is not allowed: {why}", name.as_str()),
-    ));
-  }
-  Ok(name)
-}
-
-/// The arguments of a command with `keyPrefix` in front of each of its keys.
-fn prefixed_command<'a>(args: &'a Args, prefix: &'a [u8]) -> std::result::Result<Parts<'a>, Failure> {
-  let name = plain_command_name(args)?;
-  let name = name.as_str();
-  let mut parts: Parts = (0..args.ranges.len()).map(|i| (&b""[..], args.get(i))).collect();
-  if prefix.is_empty() {
-    return Ok(parts);
-  }
-  let rest: Vec<&[u8]> = parts[1..].iter().map(|p| p.1).collect();
-  let positions = keys::key_positions(keys::key_spec(name), &rest).map_err(|why| {
-    Failure::new(
-      FailureKind::Invalid,
-      if why == "unknown" {
-        format!("{name}: this command's key positions are not known, so keyPrefix cannot be applied to it")
-      } else {
-        format!("{name}: {why}")
-      },
-    )
-  })?;
-  for position in positions {
-    parts[position + 1].0 = prefix;
-  }
-  Ok(parts)
-}
-
-/// `SCAN cursor MATCH prefix+pattern [COUNT n] [TYPE t]` from (cursor, pattern, count, type; "" for none).
-fn scan_command<'a>(args: &'a Args, prefix: &'a [u8]) -> std::result::Result<Parts<'a>, Failure> {
-  let arg = |i: usize| (i < args.ranges.len()).then(|| args.get(i)).filter(|a| !a.is_empty());
-  let mut parts: Parts = vec![(b"", b"SCAN"), (b"", arg(0).unwrap_or(b"0"))];
-  let pattern = arg(1).unwrap_or(b"*");
-  if !prefix.is_empty() || pattern != b"*" {
-    parts.push((b"", b"MATCH"));
-    parts.push((escaped_prefix(prefix), pattern));
-  }
-  if let Some(count) = arg(2) {
-    parts.push((b"", b"COUNT"));
-    parts.push((b"", count));
-  }
-  if let Some(kind) = arg(3) {
-    parts.push((b"", b"TYPE"));
-    parts.push((b"", kind));
-  }
-  Ok(parts)
-}
-
-/// The key prefix with glob characters escaped (leaked once per distinct prefix).
-fn escaped_prefix(prefix: &[u8]) -> &'static [u8] {
-  static CACHE: Mutex<Vec<(Vec<u8>, &'static [u8])>> = Mutex::new(Vec::new());
-  let mut cache = CACHE.lock().unwrap();
-  if let Some((_, escaped)) = cache.iter().find(|(p, _)| p == prefix) {
-    return escaped;
-  }
-  let escaped: &'static [u8] = Box::leak(
-    keys::glob_escape(&String::from_utf8_lossy(prefix))
-      .into_bytes()
-      .into_boxed_slice(),
-  );
-  cache.push((prefix.to_vec(), escaped));
-  escaped
-}
-
-/// Appends UTF-16 code units (a JS string) as UTF-8. A lone surrogate is
-/// refused (it would become U+FFFD and two strings would meet on the wire).
-fn push_utf8(out: &mut Vec<u8>, units: &[u16]) -> std::result::Result<(), Failure> {
-  if units.iter().all(|&u| u < 0x80) {
-    out.extend(units.iter().map(|&u| u as u8));
-    return Ok(());
-  }
-  for c in char::decode_utf16(units.iter().copied()) {
-    let Ok(c) = c else {
-      return Err(Failure::new(
-        FailureKind::Invalid,
-        "an argument is not well-formed UTF-16 (it holds a lone surrogate); nothing was sent",
-      ));
-    };
-    let mut buf = [0u8; 4];
-    out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
-  }
-  Ok(())
 }
 
 // SAFETY: callers pass the env of the N-API call in progress and values of it; nothing returned outlives that call.

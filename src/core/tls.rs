@@ -13,7 +13,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio::net::TcpStream;
 
-use crate::errors::{Failure, FailureKind};
+use super::error::{Failure, FailureKind};
 
 /// What the TLS side of a connection needs, resolved from the options once per client.
 #[derive(Clone)]

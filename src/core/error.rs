@@ -1,4 +1,6 @@
-//! Error kinds that cross the boundary, and password redaction for every message.
+//! The bottom layer: why a request failed (`Failure`, `FailureKind`, the codes
+//! JS sees) and password redaction for every message. No N-API here: the
+//! binding turns a `Failure` into a JS error.
 
 use std::sync::RwLock;
 
@@ -55,16 +57,6 @@ pub fn redact(message: &str) -> String {
   out
 }
 
-/// A `TypeError` for bad input (the JS layer rethrows `InvalidArg` as `TypeError`).
-pub fn type_error(message: impl AsRef<str>) -> napi::Error {
-  napi::Error::new(napi::Status::InvalidArg, redact(message.as_ref()))
-}
-
-/// A plain error for a misuse that is not a type problem (e.g. configuring twice).
-pub fn usage_error(message: impl AsRef<str>) -> napi::Error {
-  napi::Error::new(napi::Status::GenericFailure, redact(message.as_ref()))
-}
-
 /// Why a request failed, as seen by JS (`code` on the rejected error).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailureKind {
@@ -80,6 +72,8 @@ pub enum FailureKind {
   Closed = 5,
   /// Bad input found before anything was sent (`EINVALID`, thrown as `TypeError`).
   Invalid = 6,
+  /// A misuse that is not a type problem (configuring an open client): a plain `Error`.
+  Usage = 7,
 }
 
 /// A request's failure: its kind and a message with no secret in it.

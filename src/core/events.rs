@@ -23,7 +23,7 @@ impl RedisEvent {
   pub fn error(message: &str) -> Self {
     Self {
       kind: "error",
-      error: Some(crate::errors::redact(message)),
+      error: Some(super::error::redact(message)),
       attempt: None,
       delay_ms: None,
     }

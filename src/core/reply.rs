@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex, Weak};
 use once_cell::sync::Lazy;
 use redis::Value;
 
-use crate::errors::{Failure, FailureKind};
-use crate::events::RedisEvent;
-use crate::resp::Frame;
+use super::error::{Failure, FailureKind};
+use super::events::RedisEvent;
+use super::resp::Frame;
 
 /// The drained value types (`type` in the drain metadata).
 pub const VALUE_TEXT: i32 = 0;

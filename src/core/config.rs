@@ -3,45 +3,34 @@
 
 use std::time::Duration;
 
-use napi_derive::napi;
+use super::error::{redact, Failure, FailureKind};
 
-use crate::errors::{redact, type_error};
-
-/// TLS settings for `rediss://` URLs.
-#[napi(object)]
+/// TLS settings for `rediss://` URLs (the binding's `TlsOptions`, documented there).
 #[derive(Clone, Debug, Default)]
 pub struct TlsOptions {
-  /// A PEM file with the certificate authority that signed the server's certificate.
   pub ca_file: Option<String>,
-  /// `false` accepts any server certificate (tests only). Default `true`.
   pub reject_unauthorized: Option<bool>,
-  /// The name the server's certificate must carry, sent as SNI. Default: the URL's host.
   pub servername: Option<String>,
 }
 
-/// Options for `configureRedis()`. Every field is optional.
-#[napi(object)]
+/// The options of `configureRedis()`, every one optional (the binding's
+/// `RedisOptions`, documented there, converts into this).
 #[derive(Clone, Debug, Default)]
-pub struct RedisOptions {
-  /// `redis://[user:password@]host:port[/db]` or `rediss://…` for TLS. Default `REDIS_URL` or `redis://127.0.0.1:6379`.
+pub struct Options {
   pub url: Option<String>,
-  /// Prepended literally to every key the package sends. Default `REDIS_KEY_PREFIX` or none.
   pub key_prefix: Option<String>,
-  /// How long one connection attempt may take. Default 2000.
   pub connect_timeout_ms: Option<u32>,
-  /// Every command settles (with its reply or an error) within this time. Default 2000.
   pub command_timeout_ms: Option<u32>,
-  /// Consecutive reconnect attempts after a connection loss before the client stops trying
-  /// until the next command. Default: no limit.
   pub max_retries: Option<u32>,
-  /// The first reconnect delay. Default 50.
   pub retry_base_delay_ms: Option<u32>,
-  /// The largest reconnect delay. Default 2000.
   pub retry_max_delay_ms: Option<u32>,
-  /// Connect to a Redis Cluster. Default `REDIS_CLUSTER=true` or false.
   pub cluster: Option<bool>,
-  /// TLS settings (used with `rediss://`).
   pub tls: Option<TlsOptions>,
+}
+
+/// Bad input (a `TypeError` in JS).
+fn invalid(message: impl AsRef<str>) -> Failure {
+  Failure::new(FailureKind::Invalid, message)
 }
 
 /// The validated configuration one client is built from.
@@ -66,17 +55,17 @@ fn env_nonempty(name: &str) -> Option<String> {
   std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
-fn millis(value: Option<u32>, default: u64, name: &str, allow_zero: bool) -> napi::Result<Duration> {
+fn millis(value: Option<u32>, default: u64, name: &str, allow_zero: bool) -> Result<Duration, Failure> {
   match value {
     None => Ok(Duration::from_millis(default)),
-    Some(0) if !allow_zero => Err(type_error(format!("{name} must be a positive number of milliseconds"))),
+    Some(0) if !allow_zero => Err(invalid(format!("{name} must be a positive number of milliseconds"))),
     Some(ms) => Ok(Duration::from_millis(ms as u64)),
   }
 }
 
 impl ClientConfig {
   /// Merges explicit options over the environment and checks them.
-  pub fn resolve(options: &RedisOptions) -> napi::Result<Self> {
+  pub fn resolve(options: &Options) -> Result<Self, Failure> {
     let url = options
       .url
       .clone()
@@ -84,7 +73,7 @@ impl ClientConfig {
       .unwrap_or_else(|| DEFAULT_URL.to_string());
     let scheme_ok = url.starts_with("redis://") || url.starts_with("rediss://");
     if !scheme_ok {
-      return Err(type_error(format!(
+      return Err(invalid(format!(
         "url must start with redis:// or rediss:// (got {})",
         redact(&url)
       )));
@@ -103,7 +92,7 @@ impl ClientConfig {
     let retry_base_delay = millis(options.retry_base_delay_ms, 50, "retryBaseDelayMs", false)?;
     let retry_max_delay = millis(options.retry_max_delay_ms, 2000, "retryMaxDelayMs", false)?;
     if retry_max_delay < retry_base_delay {
-      return Err(type_error("retryMaxDelayMs must not be smaller than retryBaseDelayMs"));
+      return Err(invalid("retryMaxDelayMs must not be smaller than retryBaseDelayMs"));
     }
     let tls = options.tls.clone().unwrap_or_default();
     Ok(Self {
@@ -127,19 +116,17 @@ impl ClientConfig {
 }
 
 /// Connection options in the shape BullMQ (ioredis) takes.
-#[napi(object)]
 pub struct BullMqConnection {
   pub host: String,
   pub port: u32,
   pub username: Option<String>,
   pub password: Option<String>,
   pub db: u32,
-  /// Present for `rediss://` (with `ca` when a CA file is configured), otherwise absent.
+  /// Present for `rediss://`.
   pub tls: Option<BullMqTls>,
 }
 
 /// TLS part of the BullMQ connection options.
-#[napi(object)]
 pub struct BullMqTls {
   pub ca: Option<String>,
   pub reject_unauthorized: bool,
@@ -147,9 +134,9 @@ pub struct BullMqTls {
 }
 
 /// The URL as redis-rs parses it (the parser the connection itself uses).
-pub fn connection_info(url: &str) -> napi::Result<redis::ConnectionInfo> {
+pub fn connection_info(url: &str) -> Result<redis::ConnectionInfo, Failure> {
   redis::IntoConnectionInfo::into_connection_info(url)
-    .map_err(|e| type_error(format!("invalid Redis URL {}: {e}", redact(url))))
+    .map_err(|e| invalid(format!("invalid Redis URL {}: {e}", redact(url))))
 }
 
 /// The password in a Redis URL, if it has one.
@@ -164,20 +151,18 @@ pub fn password_of(url: &str) -> Option<String> {
 
 impl ClientConfig {
   /// Parses the URL into BullMQ's connection options.
-  pub fn bullmq_connection(&self) -> napi::Result<BullMqConnection> {
+  pub fn bullmq_connection(&self) -> Result<BullMqConnection, Failure> {
     let info = connection_info(&self.url)?;
     let (host, port) = match info.addr() {
       redis::ConnectionAddr::Tcp(host, port) | redis::ConnectionAddr::TcpTls { host, port, .. } => {
         (host.clone(), *port)
       }
-      _ => return Err(type_error("BullMQ needs a TCP Redis URL")),
+      _ => return Err(invalid("BullMQ needs a TCP Redis URL")),
     };
     let settings = info.redis_settings();
     let tls = if self.is_tls() {
       let ca = match &self.tls_ca_file {
-        Some(f) => {
-          Some(std::fs::read_to_string(f).map_err(|e| type_error(format!("cannot read tls.caFile {f}: {e}")))?)
-        }
+        Some(f) => Some(std::fs::read_to_string(f).map_err(|e| invalid(format!("cannot read tls.caFile {f}: {e}")))?),
         None => None,
       };
       Some(BullMqTls {

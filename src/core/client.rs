@@ -17,14 +17,14 @@ use std::time::{Duration, Instant};
 use once_cell::sync::Lazy;
 use tokio::sync::watch;
 
-use crate::config::{connection_info, password_of, ClientConfig, RedisOptions};
-use crate::connection::{FastConn, Handshake, Owner, Pending};
-use crate::errors::{register_secret, Failure, FailureKind};
-use crate::events::RedisEvent;
-use crate::monitor;
-use crate::reply::broadcast as emit;
-use crate::reply::Staged;
-use crate::tls::TlsSettings;
+use super::config::{connection_info, password_of, ClientConfig, Options};
+use super::connection::{FastConn, Handshake, Owner, Pending};
+use super::error::{register_secret, Failure, FailureKind};
+use super::events::RedisEvent;
+use super::metrics;
+use super::reply::broadcast as emit;
+use super::reply::Staged;
+use super::tls::TlsSettings;
 
 /// The tokio runtime every client uses; its threads never keep Node alive.
 pub static RUNTIME: Lazy<tokio::runtime::Runtime> = Lazy::new(|| {
@@ -135,7 +135,7 @@ impl Client {
     if let Some(password) = password_of(&config.url) {
       register_secret(&password);
     }
-    let info = connection_info(&config.url).map_err(|e| Failure::new(FailureKind::Invalid, e.reason))?;
+    let info = connection_info(&config.url)?;
     let (host, port, insecure) = match info.addr() {
       redis::ConnectionAddr::Tcp(host, port) => (host.clone(), *port, false),
       redis::ConnectionAddr::TcpTls {
@@ -498,7 +498,7 @@ impl Client {
   fn fail_unsent(&self, pending: Vec<Pending>) {
     let client = self;
     let timeout = client.config.command_timeout.as_millis();
-    monitor::record_failures(pending.len(), client.config.command_timeout);
+    metrics::record_failures(pending.len(), client.config.command_timeout);
     let unreachable = client.unreachable();
     let mut staged = Staged::default();
     for p in &pending {
@@ -530,7 +530,7 @@ impl Client {
     let mut staged = Staged::default();
     let now = tokio::time::Instant::now();
     for p in &pending {
-      monitor::record(
+      metrics::record(
         now.saturating_duration_since(p.deadline - client.config.command_timeout),
         true,
       );
@@ -627,7 +627,7 @@ pub fn random_u64() -> u64 {
 /// The one client of this process and the options the next one is made from.
 struct Registry {
   client: Option<Arc<Client>>,
-  options: Option<RedisOptions>,
+  options: Option<Options>,
 }
 
 static REGISTRY: Lazy<RwLock<Registry>> = Lazy::new(|| {
@@ -651,7 +651,7 @@ pub fn current() -> Result<Arc<Client>, Failure> {
     }
   }
   let options = registry.options.clone().unwrap_or_default();
-  let config = ClientConfig::resolve(&options).map_err(|e| Failure::new(FailureKind::Invalid, e.reason))?;
+  let config = ClientConfig::resolve(&options)?;
   let client = Client::new(config)?;
   registry.client = Some(Arc::clone(&client));
   Ok(client)
@@ -674,7 +674,7 @@ pub fn existing() -> Option<Arc<Client>> {
 }
 
 /// The configuration the next client will use (the open one's, if any).
-pub fn effective_config() -> napi::Result<ClientConfig> {
+pub fn effective_config() -> Result<ClientConfig, Failure> {
   let registry = REGISTRY.read().unwrap();
   match registry.client.as_ref().filter(|c| !c.is_closed()) {
     Some(c) => Ok(c.config.clone()),
@@ -683,7 +683,7 @@ pub fn effective_config() -> napi::Result<ClientConfig> {
 }
 
 /// The key prefix in force: the open client's, else the next one's (without cloning the whole config).
-pub fn key_prefix() -> napi::Result<Vec<u8>> {
+pub fn key_prefix() -> Result<Vec<u8>, Failure> {
   let registry = REGISTRY.read().unwrap();
   match registry.client.as_ref().filter(|c| !c.is_closed()) {
     Some(c) => Ok(c.config.key_prefix.clone()),
@@ -693,11 +693,12 @@ pub fn key_prefix() -> napi::Result<Vec<u8>> {
 
 /// Stores options for the next client. Refused once a command has made the
 /// client (whatever the options), until `closeRedisConnection()`.
-pub fn configure(options: RedisOptions) -> napi::Result<()> {
+pub fn configure(options: Options) -> Result<(), Failure> {
   let config = ClientConfig::resolve(&options)?;
   let mut registry = REGISTRY.write().unwrap();
   if registry.client.as_ref().is_some_and(|c| !c.is_closed()) {
-    return Err(crate::errors::usage_error(
+    return Err(Failure::new(
+      FailureKind::Usage,
       "configureRedis() must be called before the first command, or after closeRedisConnection()",
     ));
   }

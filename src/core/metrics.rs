@@ -7,8 +7,6 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use napi_derive::napi;
-
 /// Sub-buckets per power of two: quantiles are within 1/8 (12.5 %) of the truth.
 const SUB_BUCKETS: u32 = 8;
 /// Powers of two of microseconds covered: 1 µs to 2^32 µs (~72 minutes).
@@ -82,8 +80,7 @@ fn quantile(counts: &[u64], total: u64, q: f64) -> u64 {
   bucket_upper(BUCKETS - 1)
 }
 
-/// This process's command figures since it started (or since `resetCommandMetrics`).
-#[napi(object)]
+/// This process's command figures since it started (or since `reset`).
 pub struct CommandFigures {
   /// Commands that finished: answered, failed or timed out.
   pub commands: f64,
@@ -95,9 +92,8 @@ pub struct CommandFigures {
   pub p99_ms: f64,
 }
 
-/// This process's command counts and latency quantiles, from the histogram kept in Rust.
-#[napi]
-pub fn command_metrics() -> CommandFigures {
+/// This process's command counts and latency quantiles, from the histogram.
+pub fn figures() -> CommandFigures {
   let counts: Vec<u64> = METRICS.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect();
   let total: u64 = counts.iter().sum();
   CommandFigures {
@@ -109,8 +105,7 @@ pub fn command_metrics() -> CommandFigures {
 }
 
 /// Sets the command figures back to zero.
-#[napi]
-pub fn reset_command_metrics() {
+pub fn reset() {
   METRICS.commands.store(0, Ordering::Relaxed);
   METRICS.errors.store(0, Ordering::Relaxed);
   for bucket in &METRICS.buckets {

@@ -25,11 +25,11 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::errors::{Failure, FailureKind};
-use crate::monitor;
-use crate::reply::{ReplyMode, ReplyQueue, Staged};
-use crate::resp::{self, Frame};
-use crate::tls::{self, TlsSettings};
+use super::error::{Failure, FailureKind};
+use super::metrics;
+use super::reply::{ReplyMode, ReplyQueue, Staged};
+use super::resp::{self, Frame};
+use super::tls::{self, TlsSettings};
 
 /// What a connection reports to whoever owns it (the client): a narrow
 /// interface, so that the transport never calls up into the client. (As in
@@ -492,7 +492,7 @@ impl FastConn {
         ),
       );
       staged.failure(&pending.channel, pending.id, &failure);
-      monitor::record(timeout, true);
+      metrics::record(timeout, true);
       in_flight.timed_out_at_front += 1;
       expired += 1;
     }
@@ -569,7 +569,7 @@ impl FastConn {
             Frame::Error(range) => Some(&state.buf[range.clone()]),
             _ => None,
           };
-          monitor::record(latency, pending.counts_as_error(error_text));
+          metrics::record(latency, pending.counts_as_error(error_text));
           staged.reply(&pending.channel, pending.id, pending.mode, &state.buf, frame);
           settled += 1;
         }
@@ -601,7 +601,7 @@ impl FastConn {
       let now = Instant::now();
       for pending in in_flight.queue.drain(..) {
         if !pending.timed_out {
-          monitor::record(
+          metrics::record(
             now.saturating_duration_since(pending.deadline - owner.command_timeout()),
             true,
           );
@@ -830,7 +830,7 @@ mod tests {
   //! The transport against a real redis-server, with no N-API and no client:
   //! a test owner and a reply queue whose wake-up only counts.
   use super::*;
-  use crate::reply::{ReplyQueue, ValueType};
+  use crate::core::reply::{ReplyQueue, ValueType};
   use std::process::{Child, Command, Stdio};
   use std::sync::atomic::AtomicUsize;
 

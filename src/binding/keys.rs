@@ -1,0 +1,104 @@
+//! Exports of the key scheme and the command table, for `RedisKeys`,
+//! `RedisTTL`, the raw client's methods and the services' key handling.
+
+use napi::bindgen_prelude::*;
+use napi_derive::napi;
+
+use super::js_error;
+use crate::core::keyscheme::{self, DefaultTtl, IdArg};
+use crate::core::{client, command};
+
+/// `text` with SCAN-pattern characters escaped, so that it matches only itself.
+#[napi(js_name = "globEscape")]
+pub fn glob_escape(text: String) -> String {
+  keyscheme::glob_escape(&text)
+}
+
+/// One builder as JS sees it, to build `RedisKeys` and `RedisTTL`.
+#[napi(object)]
+pub struct KeyBuilderInfo {
+  pub family: String,
+  pub name: String,
+  /// How many arguments it requires.
+  pub required_args: u32,
+  /// How many arguments it accepts.
+  pub max_args: u32,
+  /// Default TTL in seconds, or null when keys persist.
+  pub ttl: Option<u32>,
+}
+
+/// The key scheme, for the JS layer to build `RedisKeys` and `RedisTTL` from.
+#[napi]
+pub fn key_scheme() -> Vec<KeyBuilderInfo> {
+  keyscheme::key_scheme()
+    .map(|b| KeyBuilderInfo {
+      family: b.family.to_string(),
+      name: b.name.to_string(),
+      required_args: b.required_args,
+      max_args: b.max_args,
+      ttl: b.ttl,
+    })
+    .collect()
+}
+
+/// The TTL in seconds a cache write of `key` (written without `keyPrefix`) gets
+/// when none is given: its prefix's default; 0 for `jobs:`, `counter:` and
+/// `flag:` keys, which persist.
+#[napi]
+pub fn default_ttl(key: String) -> u32 {
+  match keyscheme::default_ttl_for(key.as_bytes()) {
+    DefaultTtl::Seconds(s) => s,
+    DefaultTtl::Persist => 0,
+  }
+}
+
+/// Default TTL per prefix (`[prefix, seconds | null]`), for `RedisTTL.<family>.default`.
+#[napi]
+pub fn prefix_ttls() -> Vec<(String, Option<u32>)> {
+  keyscheme::PREFIX_TTLS
+    .iter()
+    .map(|(p, t)| (p.to_string(), *t))
+    .collect()
+}
+
+/// A JS value as an id argument of a builder.
+fn id_arg(value: Option<Unknown>) -> Result<IdArg> {
+  let Some(value) = value else {
+    return Ok(IdArg::Missing);
+  };
+  Ok(match value.get_type()? {
+    ValueType::Undefined => IdArg::Missing,
+    ValueType::Null => IdArg::Null,
+    // SAFETY: the value's type was just checked to be a string.
+    ValueType::String => IdArg::Text(unsafe { value.cast::<String>()? }),
+    // SAFETY: the value's type was just checked to be a number.
+    ValueType::Number => IdArg::Number(unsafe { value.cast::<f64>()? }),
+    ValueType::Boolean => IdArg::Other("boolean"),
+    ValueType::Symbol => IdArg::Other("symbol"),
+    ValueType::Object => IdArg::Other("object"),
+    ValueType::Function => IdArg::Other("function"),
+    ValueType::External => IdArg::Other("external"),
+    ValueType::BigInt => IdArg::Other("bigint"),
+    _ => IdArg::Other("unknown"),
+  })
+}
+
+/// Builds the key of builder `index` (from `keyScheme()`) for the given ids.
+#[napi]
+pub fn build_key(index: u32, first: Option<Unknown>, second: Option<Unknown>) -> Result<String> {
+  keyscheme::build_key(index as usize, [id_arg(first)?, id_arg(second)?]).map_err(js_error)
+}
+
+/// The commands the raw client has a method for (the command table minus the
+/// commands the shared connection refuses).
+#[napi]
+pub fn known_commands() -> Vec<&'static str> {
+  command::known_commands()
+}
+
+/// The key of a lock's fencing counter (same hash slot as the lock, with `keyPrefix` in force).
+#[napi]
+pub fn fencing_key(key: String) -> Result<String> {
+  let prefix = client::key_prefix().map_err(js_error)?;
+  Ok(keyscheme::fencing_key_for(&prefix, &key))
+}
