@@ -119,7 +119,6 @@ pub struct FastConn {
   timer_parked: AtomicBool,
   /// The backlog has bytes.
   flush_wakeup: Notify,
-  stream: Arc<TcpStream>,
   read_state: Mutex<ReadState>,
   /// The TLS session of a `rediss://` connection. Locked after `writer` or
   /// `read_state`, never before them.
@@ -313,14 +312,15 @@ impl FastConn {
     }
 
     let tls_conn = hs.tls.take();
+    // The socket leaves tokio's reactor here: the reader registers it again
+    // only while it reads itself (see `read_loop`), the flusher only while a
+    // backlog waits, so a socket the JS thread reads never wakes this thread.
     let socket = stream.into_std().map_err(io)?;
     socket.set_nonblocking(true).map_err(io)?;
-    let writer_socket = socket.try_clone().map_err(io)?;
-    let stream = Arc::new(TcpStream::from_std(socket).map_err(io)?);
     let conn = Arc::new(FastConn {
       generation,
       writer: Mutex::new(Writer {
-        socket: writer_socket,
+        socket,
         backlog: Vec::new(),
         sealed: Vec::new(),
       }),
@@ -332,7 +332,6 @@ impl FastConn {
       reader_wakeup: Notify::new(),
       timer_parked: AtomicBool::new(false),
       flush_wakeup: Notify::new(),
-      stream,
       read_state: Mutex::new(ReadState {
         buf: Vec::with_capacity(64 * 1024),
         ..Default::default()
@@ -342,6 +341,12 @@ impl FastConn {
     tokio::spawn(read_loop(Arc::clone(&conn), owner));
     tokio::spawn(flush_loop(Arc::clone(&conn)));
     Ok(Connected { conn, refused })
+  }
+
+  /// A new handle on the socket, registered with tokio's reactor for as long as it lives.
+  fn registered(&self) -> std::io::Result<TcpStream> {
+    let socket = self.writer.lock().unwrap().socket.try_clone()?;
+    TcpStream::from_std(socket)
   }
 
   pub fn is_dead(&self) -> bool {
@@ -697,6 +702,8 @@ impl FastConn {
 async fn read_loop(conn: Arc<FastConn>, owner: Arc<dyn Owner>) {
   let timeout = owner.command_timeout();
   let mut last_busy = Instant::now();
+  // The socket, registered with the reactor only while this task reads it.
+  let mut registration: Option<TcpStream> = None;
   let failure = loop {
     if conn.is_dead() {
       break Failure::new(FailureKind::Connection, "the connection to Redis was closed");
@@ -716,9 +723,18 @@ async fn read_loop(conn: Arc<FastConn>, owner: Arc<dyn Owner>) {
       }
     }
     let js_reads = conn.read_state.lock().unwrap().js_reads;
+    if js_reads {
+      registration = None;
+    } else if registration.is_none() {
+      match conn.registered() {
+        Ok(stream) => registration = Some(stream),
+        Err(e) => break Failure::new(FailureKind::Connection, format!("reading from Redis failed: {e}")),
+      }
+    }
+    let stream = registration.as_ref();
     tokio::select! {
       biased;
-      ready = conn.stream.readable(), if !js_reads => {
+      ready = async { stream.unwrap().readable().await }, if stream.is_some() => {
         if let Err(e) = ready {
           break Failure::new(FailureKind::Connection, format!("reading from Redis failed: {e}"));
         }
@@ -734,9 +750,9 @@ async fn read_loop(conn: Arc<FastConn>, owner: Arc<dyn Owner>) {
     }
     // Read everything available, unless the JS thread reads now.
     let mut state = conn.read_state.lock().unwrap();
-    if state.js_reads {
+    let Some(stream) = registration.as_ref().filter(|_| !state.js_reads) else {
       continue;
-    }
+    };
     let mut closed = None;
     let state = &mut *state;
     loop {
@@ -750,7 +766,7 @@ async fn read_loop(conn: Arc<FastConn>, owner: Arc<dyn Owner>) {
         into.reserve(64 * 1024);
       }
       // Reads into the Vec's spare capacity and extends its length by what was read.
-      match conn.stream.try_read_buf(into) {
+      match stream.try_read_buf(into) {
         Ok(0) => {
           closed = Some(Failure::new(FailureKind::Connection, "Redis closed the connection"));
           break;
@@ -795,6 +811,8 @@ async fn read_loop(conn: Arc<FastConn>, owner: Arc<dyn Owner>) {
 async fn flush_loop(conn: Arc<FastConn>) {
   loop {
     conn.flush_wakeup.notified().await;
+    // Registered with the reactor only while a backlog waits for the socket.
+    let mut registration: Option<TcpStream> = None;
     loop {
       if conn.is_dead() {
         return;
@@ -804,7 +822,13 @@ async fn flush_loop(conn: Arc<FastConn>) {
         if writer.backlog.is_empty() {
           break;
         }
-        match conn.stream.try_write(&writer.backlog) {
+        // Through the registration once there is one, so that a WouldBlock
+        // clears the readiness it waits on.
+        let written = match &registration {
+          Some(stream) => stream.try_write(&writer.backlog),
+          None => (&writer.socket).write(&writer.backlog),
+        };
+        match written {
           Ok(n) => {
             writer.backlog.drain(..n);
             continue;
@@ -816,7 +840,18 @@ async fn flush_loop(conn: Arc<FastConn>) {
           }
         }
       }
-      if conn.stream.writable().await.is_err() {
+      if registration.is_none() {
+        match conn.registered() {
+          Ok(stream) => registration = Some(stream),
+          Err(_) => {
+            let writer = conn.writer.lock().unwrap();
+            conn.kill_locked(&writer);
+            return;
+          }
+        }
+      }
+      let stream = registration.as_ref().unwrap();
+      if stream.writable().await.is_err() {
         let writer = conn.writer.lock().unwrap();
         conn.kill_locked(&writer);
         return;
@@ -1010,5 +1045,44 @@ mod tests {
     assert!(conn
       .send(b"*1\r\n$4\r\nPING\r\n", vec![request(&queue, 6, b"PING")])
       .is_err());
+  }
+
+  #[test]
+  fn a_write_larger_than_the_socket_takes_goes_out_through_the_backlog() {
+    let server = Server::start();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+      .worker_threads(1)
+      .enable_all()
+      .build()
+      .unwrap();
+    let owner = Arc::new(TestOwner::default());
+    let queue = Arc::new(ReplyQueue::default());
+    let handshake = Handshake {
+      username: None,
+      password: None,
+      db: 0,
+      set_name: false,
+    };
+    let owned: Arc<dyn Owner> = Arc::clone(&owner) as Arc<dyn Owner>;
+    let conn = runtime
+      .block_on(FastConn::connect("127.0.0.1", server.port, &handshake, None, owned, 1))
+      .unwrap()
+      .conn;
+    // 16 MiB in one send: the socket takes part of it at once, the flusher
+    // (registered with the reactor only while the backlog waits) the rest.
+    let value = vec![b'v'; 16 << 20];
+    let mut wire = Vec::new();
+    resp::write_command(&mut wire, &[b"SET", b"t:big", &value]);
+    resp::write_command(&mut wire, &[b"STRLEN", b"t:big"]);
+    let mut slow = request(&queue, 1, b"SET");
+    slow.deadline = Instant::now() + Duration::from_secs(20);
+    let mut slow2 = request(&queue, 2, b"STRLEN");
+    slow2.deadline = slow.deadline;
+    assert!(conn.send(&wire, vec![slow, slow2]).is_ok());
+    wait_until(|| owner.settled.load(Ordering::SeqCst) == 2);
+    let (entries, _) = drained(&queue);
+    assert_eq!(entries, vec![(8.0, ValueType::Ok), (16.0, ValueType::Number)]);
+    assert!(owner.lost.lock().unwrap().is_empty());
+    assert!(!conn.is_dead());
   }
 }
