@@ -24,8 +24,8 @@ use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 use redis::Value;
 
-use crate::core::client::{self, Client};
-use crate::core::connection::FastConn;
+use crate::core::client;
+use crate::core::connection::{FastConn, Owner};
 use crate::core::error::{Failure, FailureKind};
 use crate::core::events::RedisEvent;
 use crate::core::reply::{self, Extra, ReplyMode, ReplyQueue, ValueType};
@@ -216,7 +216,7 @@ impl Channel {
     }
     Some(SocketReader {
       conn,
-      client,
+      owner: Arc::clone(client.link()) as Arc<dyn Owner>,
       channel: Arc::clone(&self.inner),
       fd,
     })
@@ -325,7 +325,7 @@ impl Channel {
 #[napi]
 pub struct SocketReader {
   conn: Arc<FastConn>,
-  client: Arc<Client>,
+  owner: Arc<dyn Owner>,
   channel: Arc<ReplyQueue>,
   fd: i32,
 }
@@ -345,7 +345,7 @@ impl SocketReader {
     self.channel.queue.lock().unwrap().woken = true;
     self
       .conn
-      .feed(&chunk[..(length as usize).min(chunk.len())], &*self.client);
+      .feed(&chunk[..(length as usize).min(chunk.len())], &*self.owner);
   }
 
   /// The connection is gone (closed, failed or replaced).
@@ -365,7 +365,7 @@ impl SocketReader {
   #[napi]
   pub fn closed(&self, message: String) {
     self.channel.queue.lock().unwrap().woken = true;
-    self.conn.reader_closed(&message, &*self.client);
+    self.conn.reader_closed(&message, &*self.owner);
   }
 }
 

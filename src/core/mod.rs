@@ -11,10 +11,12 @@ pub mod connection;
 pub mod error;
 pub mod events;
 pub mod keyscheme;
+pub mod link;
 pub mod metrics;
 pub mod reply;
 pub mod request;
 pub mod resp;
+pub mod runtime;
 pub mod scripts;
 pub mod tls;
 
