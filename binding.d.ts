@@ -133,6 +133,12 @@ export interface ConnectionStatus {
 }
 
 /**
+ * The key of a counter's per-minute buckets, from its metric key
+ * (`RedisKeys.counter.metric(name, id)`); one key, so one hash slot.
+ */
+export declare function counterSeriesKey(metricKey: string): string
+
+/**
  * The TTL in seconds a cache write of `key` (written without `keyPrefix`) gets
  * when none is given: its prefix's default; 0 for `jobs:`, `counter:` and
  * `flag:` keys, which persist.
@@ -237,7 +243,10 @@ export declare function resetCommandMetrics(): void
 /** The SHA1 of a script's source, as EVALSHA wants it. */
 export declare function scriptSha(name: string): string
 
-/** The source of a script by name (`releaseLock`, `acquireLock`, `extendLock`, `slidingWindow`). */
+/**
+ * The source of a script by name (`releaseLock`, `acquireLock`, `extendLock`, `slidingWindow`,
+ * `idempotencyRenew`, `idempotencyRelease`, `idempotencyComplete`, `counterRecord`, `counterSeries`).
+ */
 export declare function scriptSource(name: string): string
 
 /** TLS settings for `rediss://` URLs. */

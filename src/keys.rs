@@ -648,6 +648,23 @@ pub fn fencing_key_for(prefix: &[u8], key: &str) -> String {
   }
 }
 
+/// The per-minute buckets of a counter (`counters.record` / `series`) live in one hash
+/// next to its total: `<metric key>::minutes`. A metric key (`counter:<name>[:<id>]`, each
+/// segment escaped and non-empty) never holds `::`, so no metric key can be a series key.
+pub fn counter_series_key_for(metric_key: &str) -> String {
+  format!("{metric_key}::minutes")
+}
+
+/// The key of a counter's per-minute buckets, from its metric key
+/// (`RedisKeys.counter.metric(name, id)`); one key, so one hash slot.
+#[napi]
+pub fn counter_series_key(metric_key: String) -> Result<String> {
+  if !metric_key.starts_with("counter:") {
+    return Err(type_error(format!("not a counter key: {metric_key}")));
+  }
+  Ok(counter_series_key_for(&metric_key))
+}
+
 #[napi]
 pub fn known_commands() -> Vec<&'static str> {
   COMMANDS
@@ -733,6 +750,16 @@ mod tests {
   }
 
   use super::*;
+
+  #[test]
+  fn counter_series_keys_never_collide_with_metric_keys() {
+    assert_eq!(counter_series_key_for("counter:views"), "counter:views::minutes");
+    assert_eq!(counter_series_key_for("counter:views:7"), "counter:views:7::minutes");
+    // An id of "minutes" (or ":minutes") stays one escaped segment of a metric key.
+    let mut metric = String::from("counter:views:");
+    escape_id(":minutes", &mut metric);
+    assert_ne!(metric, counter_series_key_for("counter:views"));
+  }
 
   #[test]
   fn escapes_pattern_and_separator_characters() {
