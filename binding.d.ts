@@ -133,6 +133,12 @@ export interface ConnectionStatus {
 }
 
 /**
+ * The key of a counter's per-minute buckets, from its metric key
+ * (`RedisKeys.counter.metric(name, id)`); one key, so one hash slot.
+ */
+export declare function counterSeriesKey(metricKey: string): string
+
+/**
  * The TTL in seconds a cache write of `key` (written without `keyPrefix`) gets
  * when none is given: its prefix's default; 0 for `jobs:`, `counter:` and
  * `flag:` keys, which persist.

@@ -843,6 +843,7 @@ module.exports.commandMetrics = nativeBinding.commandMetrics
 module.exports.configDiffers = nativeBinding.configDiffers
 module.exports.configure = nativeBinding.configure
 module.exports.connectionStatus = nativeBinding.connectionStatus
+module.exports.counterSeriesKey = nativeBinding.counterSeriesKey
 module.exports.defaultTtl = nativeBinding.defaultTtl
 module.exports.FAILURE_AUTH = nativeBinding.FAILURE_AUTH
 module.exports.FAILURE_CLOSED = nativeBinding.FAILURE_CLOSED

@@ -679,6 +679,218 @@ export declare class LockLostError extends RedisError {
   result?: unknown
 }
 
+// ── Idempotency: the seed's `idempotency:` prefix ────────────────────────────
+
+/** Options of {@link withIdempotency}. */
+export interface IdempotencyOptions {
+  /** How long the completed result is kept and replayed, in seconds (default `RedisTTL.idempotency.default`, 24 h; at most one year). */
+  ttlSeconds?: number
+  /**
+   * How long an unfinished claim holds, in seconds (default 60, at most 24 h). Renewed every
+   * third of it while `fn` runs, so a crashed process frees the key after at most this long.
+   */
+  leaseSeconds?: number
+  /**
+   * What the call is about (e.g. a hash of the request body): a later call with the same key and
+   * another fingerprint (or none where there was one) rejects with {@link IdempotencyMismatchError}.
+   */
+  fingerprint?: string
+  /**
+   * How long a call that finds the key in progress waits for the first call's result, in ms
+   * (default 0: it rejects at once with {@link IdempotencyInProgressError}).
+   */
+  waitMs?: number
+}
+
+/** What {@link withIdempotency} hands to `fn`. */
+export interface IdempotencyContext {
+  /** Aborts if the claim is lost while `fn` runs (its lease ran out while Redis was away, or the key was taken). */
+  signal: AbortSignal
+}
+
+/**
+ * Runs `fn()` at most once per `key` (stored as `RedisKeys.idempotency.key(key)`) within
+ * `ttlSeconds`, and resolves its result to every later call with the key without running it
+ * again. The first call resolves what `fn` resolved; later calls resolve its JSON form (a
+ * `Date` comes back as its ISO string; `undefined` as `null`). One atomic command claims the
+ * key (`SET … NX PX … GET`, Redis ≥ 7.0). When `fn` throws, nothing is stored, the claim is
+ * released and the error propagates. A result JSON cannot represent is a `TypeError`.
+ */
+export declare function withIdempotency<T>(
+  key: KeyId,
+  fn: (context: IdempotencyContext) => T | Promise<T>,
+  options?: IdempotencyOptions,
+): Promise<T>
+
+/** What {@link getIdempotencyRecord} resolves. */
+export interface IdempotencyRecord<T = unknown> {
+  state: 'in-progress' | 'completed'
+  fingerprint: string | null
+  /** When the claim was made (the claiming process's clock). */
+  createdAt: Date
+  /** When `fn` finished; null while in progress. */
+  completedAt: Date | null
+  /** The stored result (JSON); null while in progress. */
+  result: T | null
+}
+
+/** The record of `key`, or null when there is none (never claimed, expired, or released after a throw). */
+export declare function getIdempotencyRecord<T = unknown>(key: KeyId): Promise<IdempotencyRecord<T> | null>
+
+/** Options of {@link idempotentRoute}. */
+export interface IdempotentRouteOptions<R extends Request = Request> {
+  /** The request header holding the key (default `Idempotency-Key`). */
+  header?: string
+  /** Scopes the key, e.g. by user id (default: none). Method and path always scope it. */
+  scope?: (request: R) => string | number | null | undefined | Promise<string | number | null | undefined>
+  /** Answer 400 to a request without the header (default false: the handler runs as usual). */
+  required?: boolean
+  /** How long a stored response is replayed, in seconds (default 24 h). */
+  ttlSeconds?: number
+  /** The claim's lease while the handler runs, in seconds (default 60). */
+  leaseSeconds?: number
+  /** How long a repeat waits for the first request before its 409, in ms (default 0). */
+  waitMs?: number
+}
+
+/**
+ * Wraps a Next.js App Router handler with the `Idempotency-Key` header
+ * (draft-ietf-httpapi-idempotency-key-header): the first request runs the handler and its
+ * 2xx or 4xx response (status, body, headers minus `Set-Cookie`) is stored; a repeat gets it
+ * replayed with `Idempotent-Replayed: true`; a repeat while the first runs gets 409 with
+ * `Retry-After: 1`; the same key with another body gets 422; no header runs the handler as
+ * usual unless `required` (400). A 5xx or a thrown error releases the key. The fingerprint is
+ * a SHA-256 of method, path (with the query) and body.
+ */
+export declare function idempotentRoute<R extends Request = Request, C = any>(
+  handler: (request: R, context: C) => Response | Promise<Response>,
+  options?: IdempotentRouteOptions<R>,
+): (request: R, context: C) => Promise<Response>
+
+/** Another call holds the key and has not finished (within `waitMs`). */
+export declare class IdempotencyInProgressError extends RedisError {
+  readonly key: string
+  readonly code: 'IDEMPOTENCY_IN_PROGRESS'
+}
+/** The key was used before with another fingerprint. */
+export declare class IdempotencyMismatchError extends RedisError {
+  readonly key: string
+  readonly code: 'IDEMPOTENCY_MISMATCH'
+}
+
+// ── Sessions: the seed's `session:` prefix ───────────────────────────────────
+
+/** The seed's session kinds, each with its key builder and TTL (`RedisTTL.session[kind]`). */
+export type SessionKind = 'upload' | 'auth' | 'verification'
+
+/** Session storage: one command per operation. */
+export interface SessionStore {
+  /**
+   * Stores `data` (JSON) under `RedisKeys.session[kind](id)` with a fresh id of 128 random bits
+   * (22 URL-safe characters) and `RedisTTL.session[kind]` unless `ttlSeconds` is given.
+   */
+  create<T>(kind: SessionKind, data: T, options?: { ttlSeconds?: number }): Promise<{ id: string; expiresAt: Date }>
+  /** The data, or null when missing or expired. */
+  get<T = unknown>(kind: SessionKind, id: string): Promise<T | null>
+  /** Sliding expiry: the data with its TTL renewed to `ttlSeconds` (default: the kind's) in one `GETEX`, or null. */
+  touch<T = unknown>(kind: SessionKind, id: string, ttlSeconds?: number): Promise<T | null>
+  /** The data, deleted in the same atomic command (`GETDEL`), or null: it works exactly once. */
+  consume<T = unknown>(kind: SessionKind, id: string): Promise<T | null>
+  /** Deletes the session; resolves whether it existed. */
+  destroy(kind: SessionKind, id: string): Promise<boolean>
+}
+
+/** The seed's "session storage" (upload, auth and verification sessions). */
+export declare const sessionStore: SessionStore
+
+// ── Feature flags and maintenance mode: the seed's `flag:` prefix ────────────
+
+/** The maintenance switch. */
+export interface MaintenanceState {
+  on: boolean
+  /** The message given when it was switched on, or null. */
+  message: string | null
+  /** When it was switched on; null when off. */
+  since: Date | null
+}
+
+/**
+ * A route handler wrapper: while maintenance mode is on it answers 503 with `Retry-After` (60 s)
+ * and `{ error, maintenance: true, message, since }` as JSON; else it calls the handler.
+ */
+export declare function maintenanceRoute<R extends Request = Request, C = any>(
+  handler: (request: R, context: C) => Response | Promise<Response>,
+): (request: R, context: C) => Promise<Response>
+
+/** Feature flags read through a per-process cache. */
+export interface FeatureFlags {
+  /**
+   * Whether `RedisKeys.flag.feature(name)` is on; `options.default` (false) when it is not set.
+   * One Redis read per flag per `cacheMs` however many callers ask (concurrent misses share it).
+   * While Redis is away: the last known value, else the default; never rejects for a Redis failure.
+   */
+  isEnabled(name: KeyId, options?: { default?: boolean }): Promise<boolean>
+  /** Turns the flag on or off (persisting, no TTL); this process sees the change at once. */
+  setFlag(name: KeyId, enabled: boolean): Promise<void>
+  /** Every flag that is set, `{ [name]: boolean }`, listed by SCAN (never KEYS). */
+  getFlags(): Promise<Record<string, boolean>>
+  /** Whether maintenance mode is on (through the same cache). */
+  isMaintenanceMode(): Promise<boolean>
+  /** Switches maintenance mode (persisting), with an optional message; this process sees it at once. */
+  setMaintenanceMode(on: boolean, options?: { message?: string }): Promise<void>
+  /** The maintenance switch, `{ on, message, since }` (through the same cache). */
+  getMaintenance(): Promise<MaintenanceState>
+  /** The same function as the root export {@link maintenanceRoute}. */
+  maintenanceRoute: typeof maintenanceRoute
+}
+
+/** Feature flags and maintenance mode. */
+export declare const featureFlags: FeatureFlags
+
+/** Sets the flag cache's period: `cacheMs` (default 1000) ms; 0 reads on every call. Drops what the cache holds. */
+export declare function configureFeatureFlags(options: { cacheMs?: number }): void
+
+// ── Counters: the seed's `counter:` prefix ───────────────────────────────────
+
+/** One per-minute bucket. */
+export interface CounterPoint {
+  /** The start of the minute (on the Redis server's clock). */
+  at: Date
+  count: number
+}
+
+/** Options of {@link Counters.record}. */
+export interface CounterRecordOptions {
+  /** The minute to count in (default: now on the Redis server's clock); within the last 25 h. */
+  at?: Date
+  /** How much to add, a safe integer (default 1). */
+  by?: number
+}
+
+/** Counters for metrics and analytics. */
+export interface Counters {
+  /** Adds `by` (a safe integer, default 1) to `RedisKeys.counter.metric(name, id)` (INCRBY; persists); resolves the new value. */
+  increment(name: KeyId, id?: KeyId | null, by?: number): Promise<number>
+  /** The value (0 when missing). */
+  get(name: KeyId, id?: KeyId | null): Promise<number>
+  /** The values of several counters in one round trip (MGET), 0 for a missing one. */
+  getMany(list: ReadonlyArray<readonly [name: KeyId, id?: KeyId | null]>): Promise<number[]>
+  /** Deletes the counter (GETDEL); resolves the value it had (0 when missing). */
+  reset(name: KeyId, id?: KeyId | null): Promise<number>
+  /** Adds to the per-minute bucket (kept 25 h) of `at` or of the server's current minute; resolves the bucket's count. */
+  record(name: KeyId, id?: KeyId | null, options?: CounterRecordOptions): Promise<number>
+  record(name: KeyId, options: CounterRecordOptions): Promise<number>
+  /**
+   * The last `minutes` (default 60, 1 to 1500) per-minute buckets on the Redis server's clock,
+   * oldest first and the current minute last, zeros included, in one round trip.
+   */
+  series(name: KeyId, id?: KeyId | null, options?: { minutes?: number }): Promise<CounterPoint[]>
+  series(name: KeyId, options: { minutes?: number }): Promise<CounterPoint[]>
+}
+
+/** The seed's counters ("use Redis counters for real-time metrics"). */
+export declare const counters: Counters
+
 // ── Monitoring ───────────────────────────────────────────────────────────────
 
 /** The answer of a health probe. */

@@ -14,6 +14,10 @@ const { cacheService } = require('./lib/cache.js')
 const limiter = require('./lib/rate-limit.js')
 const locks = require('./lib/lock.js')
 const monitor = require('./lib/monitor.js')
+const idempotency = require('./lib/idempotency.js')
+const { sessionStore } = require('./lib/sessions.js')
+const flags = require('./lib/flags.js')
+const { counters } = require('./lib/counters.js')
 
 module.exports = {
   configureRedis: client.configureRedis,
@@ -35,6 +39,16 @@ module.exports = {
   withLock: locks.withLock,
   LockNotAcquiredError: locks.LockNotAcquiredError,
   LockLostError: locks.LockLostError,
+  withIdempotency: idempotency.withIdempotency,
+  getIdempotencyRecord: idempotency.getIdempotencyRecord,
+  idempotentRoute: idempotency.idempotentRoute,
+  IdempotencyInProgressError: idempotency.IdempotencyInProgressError,
+  IdempotencyMismatchError: idempotency.IdempotencyMismatchError,
+  sessionStore,
+  featureFlags: flags.featureFlags,
+  configureFeatureFlags: flags.configureFeatureFlags,
+  maintenanceRoute: flags.maintenanceRoute,
+  counters,
   checkRedisHealth: monitor.checkRedisHealth,
   getRedisMetrics: monitor.getRedisMetrics,
   redisHealthHandler: monitor.redisHealthHandler,

@@ -1,11 +1,13 @@
 'use strict'
 // Raw GET and SET through getRedisClient() side by side with ioredis (plain
 // and auto-pipelined), on one private redis-server, in one run.
-//   node bench/run.js [--suite raw|cache|limit|lock] [--tls] [--seconds 3] [--repeat 3] [--concurrency 1,16,128,1024] [--ops …]
+//   node bench/run.js [--suite raw|cache|limit|lock|services] [--tls] [--seconds 3] [--repeat 3] [--concurrency 1,16,128,1024] [--ops …]
 // --tls: the server is TLS-only (a CA made with openssl for the run), and every
 // client — the addon and ioredis alike — trusts it through NODE_EXTRA_CA_CERTS.
 // raw: GET/SET through getRedisClient(); cache: cacheService get/set/getOrSet of a ~1 KB
-// profile against the same cache written on ioredis.
+// profile against the same cache written on ioredis. services: featureFlags.isEnabled (cached),
+// counters.increment and a replayed withIdempotency against the obvious ioredis code for the same
+// job (a GET per check; INCRBY; GET + JSON.parse).
 // Every cell is the median of --repeat interleaved runs, each in a fresh process.
 // Prints a Markdown table and writes bench/results/raw.json.
 const fs = require('node:fs')
@@ -21,6 +23,7 @@ const SUITES = {
   cache: { worker: 'cache-worker.js', ops: 'get,set,getOrSet' },
   limit: { worker: 'limit-worker.js', ops: 'checkLimit' },
   lock: { worker: 'lock-worker.js', ops: 'withLock' },
+  services: { worker: 'services-worker.js', ops: 'isEnabled,increment,idempotentReplay' },
 }
 
 /** Server time per script call (µs) since the last CONFIG RESETSTAT, from INFO commandstats. */

@@ -50,21 +50,30 @@ class Lock {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
-// Tokens are 128 bits from the OS's CSPRNG, drawn 4 KiB at a time: one
-// getrandom() per 256 locks instead of one per lock (it was a quarter of
-// withLock's CPU). Every token uses fresh bytes; none is ever reused.
+// Random tokens and ids come from the OS's CSPRNG, drawn 4 KiB at a time: one
+// getrandom() per 256 tokens instead of one per token (it was a quarter of
+// withLock's CPU). Every token uses fresh bytes; none is ever reused. Shared
+// with the other services (idempotency claims, session ids) through randomToken.
 const TOKEN_BYTES = 16
 const tokenPool = Buffer.alloc(4096)
 let tokenOffset = tokenPool.length
 
-function newToken() {
-  if (tokenOffset + TOKEN_BYTES > tokenPool.length) {
+/**
+ * `bytes` fresh random bytes (at most 4096) from the pool, written as `encoding`
+ * (`'hex'`, or `'base64url'` for URL-safe ids).
+ */
+function randomToken(bytes = TOKEN_BYTES, encoding = 'hex') {
+  if (tokenOffset + bytes > tokenPool.length) {
     randomFillSync(tokenPool)
     tokenOffset = 0
   }
-  const token = tokenPool.toString('hex', tokenOffset, tokenOffset + TOKEN_BYTES)
-  tokenOffset += TOKEN_BYTES
+  const token = tokenPool.toString(encoding, tokenOffset, tokenOffset + bytes)
+  tokenOffset += bytes
   return token
+}
+
+function newToken() {
+  return randomToken(TOKEN_BYTES, 'hex')
 }
 
 function checkKey(key) {
@@ -169,11 +178,11 @@ async function acquireWithin(key, ttlMs, waitMs, retryDelayMs) {
   return lock
 }
 
-// ── withLock's lease keeper ──────────────────────────────────────────────────
-// One timer for every lease held by withLock in this process (not one per
-// call): each tick renews the leases that are a third of the way through and
-// declares lost those that ran out without a renewal (Redis away). Leases
-// shorter than the tick get a timer of their own.
+// ── The lease keeper (withLock's, and the idempotency claims') ──────────────
+// One timer for every lease held in this process (not one per call): each tick
+// renews the leases that are a third of the way through and declares lost
+// those that ran out without a renewal (Redis away). Leases shorter than the
+// tick get a timer of their own.
 
 const TICK_MS = 250
 const keeper = runtime.shared('locks', () => ({ leases: new Set(), timer: null }))
@@ -182,17 +191,20 @@ const { leases } = keeper
 function tickLease(lease) {
   if (lease.lost !== null) return
   const now = Date.now()
-  const { lock } = lease
-  if (now >= lock.expiresAt.getTime()) {
+  if (now >= lease.expiresAt) {
     lease.lose('it expired before it could be renewed')
     return
   }
   if (lease.renewing !== null || now - lease.renewedAt < lease.renewEvery) return
-  lease.renewing = extendLock(lock, lease.ttlMs / 1000)
+  const sentAt = now
+  lease.renewing = lease
+    .renew()
     .then(
       (ours) => {
-        if (ours) lease.renewedAt = Date.now()
-        else lease.lose('it expired or was taken by someone else')
+        if (ours) {
+          lease.renewedAt = Date.now()
+          lease.expiresAt = sentAt + lease.ttlMs
+        } else lease.lose('it expired or was taken by someone else')
       },
       () => {}, // Redis away: the next tick tries again, or declares the lease lost at expiry
     )
@@ -205,15 +217,23 @@ function tickAll() {
   for (const lease of leases) tickLease(lease)
 }
 
-/** A lease kept alive while withLock's fn runs. */
+/**
+ * A lease kept alive while a callback runs: `renew()` (resolving whether the
+ * lease was still ours and is now `ttlMs` long again) is called every third of
+ * `ttlMs`; `lostError(reason)` makes the error `signal` aborts with when a
+ * renewal finds the lease gone or it runs out unrenewed. `expiresAt` (ms) is
+ * when the lease ends unless renewed.
+ */
 class Lease {
-  constructor(lock, ttlMs) {
-    this.lock = lock
+  constructor({ ttlMs, expiresAt, renew, lostError }) {
     this.ttlMs = ttlMs
+    this.expiresAt = expiresAt
+    this.renew = renew
+    this.lostError = lostError
     this.renewEvery = Math.max(1, Math.floor(ttlMs / 3))
     this.renewedAt = Date.now()
     this.renewing = null
-    /** The LockLostError once the lease is lost, else null. */
+    /** The error once the lease is lost, else null. */
     this.lost = null
     this.controller = null
     this.ownTimer = null
@@ -229,7 +249,7 @@ class Lease {
     }
   }
 
-  /** The AbortSignal handed to fn, made on first use (most fns never look at it). */
+  /** The AbortSignal handed to the callback, made on first use (most never look at it). */
   get signal() {
     if (this.controller === null) {
       this.controller = new AbortController()
@@ -240,7 +260,7 @@ class Lease {
 
   lose(reason, cause) {
     if (this.lost !== null) return
-    this.lost = new LockLostError(this.lock.key, reason, cause)
+    this.lost = this.lostError(reason, cause)
     if (this.controller !== null) this.controller.abort(this.lost)
   }
 
@@ -255,6 +275,16 @@ class Lease {
     }
     if (this.renewing !== null) await this.renewing
   }
+}
+
+/** The lease of a held lock: renewed with extendLock, lost as a LockLostError. */
+function lockLease(lock, ttlMs) {
+  return new Lease({
+    ttlMs,
+    expiresAt: lock.expiresAt.getTime(),
+    renew: () => extendLock(lock, ttlMs / 1000),
+    lostError: (reason, cause) => new LockLostError(lock.key, reason, cause),
+  })
 }
 
 /**
@@ -273,7 +303,7 @@ async function withLock(key, fn, ttlSeconds = 300, options = {}) {
   const waitMs = checkCount(options.waitMs, 'waitMs', 0)
   const retryDelayMs = checkCount(options.retryDelayMs, 'retryDelayMs', 50)
   const lock = await acquireWithin(key, ttlMs, waitMs, retryDelayMs)
-  const lease = new Lease(lock, ttlMs)
+  const lease = lockLease(lock, ttlMs)
   const context = {
     get signal() {
       return lease.signal
@@ -313,4 +343,16 @@ async function withLock(key, fn, ttlSeconds = 300, options = {}) {
   return value
 }
 
-module.exports = { acquireLock, releaseLock, extendLock, withLock, Lock, LockNotAcquiredError, LockLostError }
+module.exports = {
+  acquireLock,
+  releaseLock,
+  extendLock,
+  withLock,
+  Lock,
+  LockNotAcquiredError,
+  LockLostError,
+  // For the other services (not exported from the package root):
+  Lease,
+  randomToken,
+  jittered,
+}

@@ -3,7 +3,8 @@
 // `next build` and `next start` on a free port against a private redis-server,
 // and checks the routes over HTTP; then runs `next dev`, edits a route file
 // while it runs (hot reload) and checks the process still holds one Redis
-// connection (CLIENT LIST). Exits non-zero on the first failed check.
+// connection (CLIENT LIST). It also checks the idempotent POST route (/api/orders) and the
+// maintenance switch (/api/admin/maintenance). Exits non-zero on the first failed check.
 //   npm run e2e:nextjs
 'use strict'
 
@@ -144,6 +145,63 @@ async function main() {
     check(tokens.every((t) => typeof t === 'number') && tokens[1] > tokens[0] &&
       (await admin.exists('lock:resource:job%3A7')) === 0,
     'the lock route runs under withLock (fencing tokens grow, the lock is released)', tokens.join(' '))
+
+    // The idempotent POST route: the key is required, a retry is replayed, another body is 422.
+    const order = (body, headers = {}) =>
+      fetch(`${next.base}/api/orders`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-caller-id': 'e2e-buyer', ...headers },
+        body: JSON.stringify(body),
+      })
+    const item = { sku: 'license-standard', amountCents: 9900 }
+    r = await order(item)
+    check(r.status === 400 && /application\/problem\+json/.test(r.headers.get('content-type') || ''),
+      'POST /api/orders without Idempotency-Key → 400 problem+json', String(r.status))
+    r = await order(item, { 'idempotency-key': 'e2e-order-1' })
+    const created = await r.json()
+    check(r.status === 201 && typeof created.orderId === 'string' && created.caller === 'e2e-buyer' && !r.headers.get('idempotent-replayed'),
+      'the first POST creates the order (201; headers() works inside the wrapped handler)', `${r.status} ${JSON.stringify(created)}`)
+    r = await order(item, { 'idempotency-key': 'e2e-order-1' })
+    const replayed = await r.json()
+    check(r.status === 201 && r.headers.get('idempotent-replayed') === 'true' && replayed.orderId === created.orderId &&
+      r.headers.get('location') === '/api/orders/new',
+    'a retry with the same key is replayed (same order, Idempotent-Replayed: true)', `${r.status} ${replayed.orderId}`)
+    check((await admin.get('counter:orders-created')) === '1', 'the handler ran once for the two requests')
+    r = await order({ ...item, amountCents: 1 }, { 'idempotency-key': 'e2e-order-1' })
+    check(r.status === 422, 'the same key with another body → 422', String(r.status))
+    const stored = JSON.parse((await admin.get('idempotency:POST /api/orders e2e-buyer e2e-order-1')) || 'null')
+    check(stored?.state === 'completed' && stored.result.status === 201 && (await admin.ttl('idempotency:POST /api/orders e2e-buyer e2e-order-1')) > 86000,
+      'the response is stored under idempotency: for 24 h, scoped by caller, method and path')
+
+    // The maintenance switch: on → the wrapped route answers 503 with Retry-After; off → it works again.
+    const maintenance = (body, token = TOKEN) =>
+      fetch(`${next.base}/api/admin/maintenance`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
+        body: JSON.stringify(body),
+      })
+    r = await maintenance({ on: true }, 'wrong')
+    check(r.status === 403, 'switching maintenance without the token → 403', String(r.status))
+    r = await maintenance({ on: true, message: 'e2e maintenance' })
+    const switched = await r.json()
+    check(r.status === 200 && switched.on === true && switched.message === 'e2e maintenance' && typeof switched.since === 'string',
+      'maintenance switched on (on, message, since)', JSON.stringify(switched))
+    // Another worker of the app may hold the flag in its cache for up to cacheMs (1 s).
+    let inMaintenance = null
+    for (let i = 0; i < 20 && inMaintenance?.status !== 503; i++) {
+      if (i > 0) await sleep(100)
+      inMaintenance = await order(item, { 'idempotency-key': `e2e-order-m${i}` })
+    }
+    const maintenanceBody = inMaintenance ? await inMaintenance.json() : null
+    check(inMaintenance?.status === 503 && Number(inMaintenance.headers.get('retry-after')) > 0 && maintenanceBody?.message === 'e2e maintenance',
+      'in maintenance POST /api/orders → 503 with Retry-After and the message', `${inMaintenance?.status} ${JSON.stringify(maintenanceBody)}`)
+    r = await maintenance({ on: false })
+    let afterMaintenance = null
+    for (let i = 0; i < 20 && afterMaintenance?.status !== 201; i++) {
+      if (i > 0) await sleep(100)
+      afterMaintenance = await order(item, { 'idempotency-key': `e2e-order-after${i}` })
+    }
+    check(afterMaintenance?.status === 201, 'maintenance off: the route creates orders again', String(afterMaintenance?.status))
 
     // Redis goes away: health answers 503, quickly.
     await server.stop()

@@ -27,6 +27,20 @@ import {
   redisHealthHandler,
   createRedisMetricsHandler,
   metricsToPrometheus,
+  withIdempotency,
+  getIdempotencyRecord,
+  idempotentRoute,
+  IdempotencyInProgressError,
+  IdempotencyMismatchError,
+  sessionStore,
+  featureFlags,
+  configureFeatureFlags,
+  maintenanceRoute,
+  counters,
+  type IdempotencyRecord,
+  type MaintenanceState,
+  type CounterPoint,
+  type SessionKind,
   type ConnectionStatus,
   type RedisEvent,
   type RateLimitResult,
@@ -129,6 +143,77 @@ export async function example(userId: string): Promise<void> {
   await closeRedisConnection()
   void [cached, count, raw, results, status, port, worker, queuePrefix, RedisKeys.flag.maintenance(), RedisKeys.ratelimit.key('api', 1)]
 }
+
+// The services of the seed's other prefixes.
+interface Receipt {
+  chargeId: string
+  amount: number
+}
+export async function services(userId: string, request: Request): Promise<Response> {
+  const receipt: Receipt = await withIdempotency(
+    `payout:${userId}`,
+    async ({ signal }) => {
+      signal.throwIfAborted()
+      return { chargeId: 'ch_1', amount: 100 }
+    },
+    { ttlSeconds: 3600, leaseSeconds: 30, fingerprint: 'sha', waitMs: 2000 },
+  )
+  const record: IdempotencyRecord<Receipt> | null = await getIdempotencyRecord<Receipt>(`payout:${userId}`)
+  if (record && record.state === 'completed' && record.result) void [record.result.chargeId, record.completedAt?.getTime()]
+  try {
+    await withIdempotency(42, () => 1)
+  } catch (error) {
+    if (error instanceof IdempotencyInProgressError || error instanceof IdempotencyMismatchError) console.log(error.key, error.code)
+  }
+
+  const kind: SessionKind = 'upload'
+  const { id, expiresAt } = await sessionStore.create(kind, { userId, fileName: 'a.wav' }, { ttlSeconds: 600 })
+  const upload = await sessionStore.get<{ userId: string }>('upload', id)
+  const touched = await sessionStore.touch('auth', id, 3600)
+  const verified = await sessionStore.consume<{ email: string }>('verification', id)
+  const existed: boolean = await sessionStore.destroy('upload', id)
+  void [expiresAt.getTime(), upload?.userId, touched, verified?.email, existed]
+
+  configureFeatureFlags({ cacheMs: 500 })
+  const beta: boolean = await featureFlags.isEnabled('new-checkout', { default: false })
+  await featureFlags.setFlag('new-checkout', !beta)
+  const flags: Record<string, boolean> = await featureFlags.getFlags()
+  await featureFlags.setMaintenanceMode(true, { message: 'Back soon' })
+  const maintenance: MaintenanceState = await featureFlags.getMaintenance()
+  const on: boolean = await featureFlags.isMaintenanceMode()
+  void [flags, maintenance.since?.toISOString(), maintenance.message, on]
+
+  const views: number = await counters.increment('views', userId)
+  await counters.increment('views', null, 5)
+  const [a, b]: number[] = await counters.getMany([['views', userId], ['views']])
+  const before: number = await counters.reset('views', userId)
+  await counters.record('signups', null, { by: 2, at: new Date() })
+  await counters.record('signups', { by: 1 })
+  const points: CounterPoint[] = await counters.series('signups', { minutes: 30 })
+  const last: number | undefined = (await counters.series('signups', userId)).at(-1)?.count
+  void [views, a, b, before, points[0]?.at.getTime(), last, await counters.get('views')]
+  return Response.json({ receipt }, { status: 201 })
+}
+
+// Route handlers as Next.js App Router files export them.
+type Params = { params: Promise<{ id: string }> }
+export const POST = maintenanceRoute(
+  idempotentRoute(
+    async (request: Request, context: Params) => {
+      const { id } = await context.params
+      return Response.json({ id, body: await request.json() }, { status: 201 })
+    },
+    { required: true, scope: (request) => request.headers.get('x-user-id'), waitMs: 0 },
+  ),
+)
+export const PUT = featureFlags.maintenanceRoute(async () => new Response(null, { status: 204 }))
+
+// @ts-expect-error: a session kind is one of three
+sessionStore.get('admin', 'id')
+// @ts-expect-error: setFlag takes a boolean
+featureFlags.setFlag('x', 'on')
+// @ts-expect-error: fingerprint is a string
+withIdempotency('k', () => 1, { fingerprint: 42 })
 
 // @ts-expect-error: ids are strings or numbers
 RedisKeys.cache.user({ id: 1 })

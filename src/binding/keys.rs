@@ -102,3 +102,10 @@ pub fn fencing_key(key: String) -> Result<String> {
   let prefix = client::key_prefix().map_err(js_error)?;
   Ok(keyscheme::fencing_key_for(&prefix, &key))
 }
+
+/// The key of a counter's per-minute buckets, from its metric key
+/// (`RedisKeys.counter.metric(name, id)`); one key, so one hash slot.
+#[napi]
+pub fn counter_series_key(metric_key: String) -> Result<String> {
+  keyscheme::counter_series_key_for(&metric_key).map_err(js_error)
+}

@@ -342,6 +342,19 @@ pub fn fencing_key_for(prefix: &[u8], key: &str) -> String {
   }
 }
 
+/// The per-minute buckets of a counter (`counters.record` / `series`) live in one hash
+/// next to its total: `<metric key>::minutes`. A metric key (`counter:<name>[:<id>]`, each
+/// segment escaped and non-empty) never holds `::`, so no metric key can be a series key.
+pub fn counter_series_key_for(metric_key: &str) -> Result<String, Failure> {
+  if !metric_key.starts_with("counter:") {
+    return Err(Failure::new(
+      FailureKind::Invalid,
+      format!("not a counter key: {metric_key}"),
+    ));
+  }
+  Ok(format!("{metric_key}::minutes"))
+}
+
 #[cfg(test)]
 mod tests {
   #[test]
@@ -355,6 +368,23 @@ mod tests {
   }
 
   use super::*;
+
+  #[test]
+  fn counter_series_keys_never_collide_with_metric_keys() {
+    assert_eq!(
+      counter_series_key_for("counter:views").unwrap(),
+      "counter:views::minutes"
+    );
+    assert_eq!(
+      counter_series_key_for("counter:views:7").unwrap(),
+      "counter:views:7::minutes"
+    );
+    assert!(counter_series_key_for("cache:views").is_err());
+    // An id of "minutes" (or ":minutes") stays one escaped segment of a metric key.
+    let mut metric = String::from("counter:views:");
+    escape_id(":minutes", &mut metric);
+    assert_ne!(metric, counter_series_key_for("counter:views").unwrap());
+  }
 
   #[test]
   fn escapes_pattern_and_separator_characters() {

@@ -11,12 +11,27 @@ pub const ACQUIRE_LOCK: &str = include_str!("../scripts/acquire_lock.lua");
 pub const EXTEND_LOCK: &str = include_str!("../scripts/extend_lock.lua");
 /// The sliding-window rate limit (KEYS[1] window; ARGV limit, window ms, consume).
 pub const SLIDING_WINDOW: &str = include_str!("../scripts/sliding_window.lua");
+/// Compare-and-expire of an idempotency claim (KEYS[1] record, ARGV[1] token, ARGV[2] ms).
+pub const IDEMPOTENCY_RENEW: &str = include_str!("../scripts/idempotency_renew.lua");
+/// Compare-and-delete of an idempotency claim (KEYS[1] record, ARGV[1] token).
+pub const IDEMPOTENCY_RELEASE: &str = include_str!("../scripts/idempotency_release.lua");
+/// Compare-and-set of a completed idempotency record (KEYS[1] record; ARGV token, record, seconds).
+pub const IDEMPOTENCY_COMPLETE: &str = include_str!("../scripts/idempotency_complete.lua");
+/// A per-minute counter bucket on the server's clock (KEYS[1] hash; ARGV by, at, minutes kept, minutes ahead).
+pub const COUNTER_RECORD: &str = include_str!("../scripts/counter_record.lua");
+/// The last N per-minute buckets of a counter (KEYS[1] hash, ARGV[1] minutes).
+pub const COUNTER_SERIES: &str = include_str!("../scripts/counter_series.lua");
 
 const SCRIPTS: &[(&str, &str)] = &[
   ("releaseLock", RELEASE_LOCK),
   ("acquireLock", ACQUIRE_LOCK),
   ("extendLock", EXTEND_LOCK),
   ("slidingWindow", SLIDING_WINDOW),
+  ("idempotencyRenew", IDEMPOTENCY_RENEW),
+  ("idempotencyRelease", IDEMPOTENCY_RELEASE),
+  ("idempotencyComplete", IDEMPOTENCY_COMPLETE),
+  ("counterRecord", COUNTER_RECORD),
+  ("counterSeries", COUNTER_SERIES),
 ];
 
 /// The source of a script by name (`releaseLock`, `acquireLock`, …).
