@@ -14,6 +14,7 @@ const { cacheService } = require('./lib/cache.js')
 const limiter = require('./lib/rate-limit.js')
 const locks = require('./lib/lock.js')
 const monitor = require('./lib/monitor.js')
+const dashboard = require('./lib/dashboard.js')
 
 module.exports = {
   configureRedis: client.configureRedis,
@@ -39,6 +40,8 @@ module.exports = {
   getRedisMetrics: monitor.getRedisMetrics,
   redisHealthHandler: monitor.redisHealthHandler,
   createRedisMetricsHandler: monitor.createRedisMetricsHandler,
+  getRedisMetricsHistory: monitor.getRedisMetricsHistory,
+  createRedisDashboardHandler: dashboard.createRedisDashboardHandler,
   metricsToPrometheus: monitor.toPrometheus,
   ALERT_THRESHOLDS: monitor.ALERT_THRESHOLDS,
   resetCommandMetrics: monitor.resetCommandMetrics,

@@ -25,6 +25,8 @@ export const {
   getRedisMetrics,
   redisHealthHandler,
   createRedisMetricsHandler,
+  getRedisMetricsHistory,
+  createRedisDashboardHandler,
   metricsToPrometheus,
   ALERT_THRESHOLDS,
   resetCommandMetrics,
