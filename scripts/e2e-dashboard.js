@@ -10,6 +10,7 @@
 // sideways; saves screenshots under .ci/artifacts/. Exits non-zero on a failed check.
 //   npm run e2e:dashboard
 'use strict'
+/* global document, window, getComputedStyle -- in the functions page.evaluate runs in the browser */
 
 const fs = require('node:fs')
 const os = require('node:os')
@@ -174,7 +175,8 @@ async function main() {
     check(overflow <= 0 && CHARTS.every((id) => state.charts[id] >= 2), 'phone: every chart drawn, nothing wider than the screen', `overflow ${overflow} px`)
     check(phonePage.seen.errors.length === 0, 'phone: no console error', phonePage.seen.errors.join(' | '))
     await phonePage.page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-phone.png'), fullPage: true })
-    console.log(`  screenshots: ${['dashboard-desktop.png', 'dashboard-desktop-dark.png', 'dashboard-phone.png'].map((f) => path.relative(ROOT, path.join(ARTIFACTS, f))).join(', ')}`)
+    await phonePage.page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-phone-screen.png') }) // what the phone shows first, at its size
+    console.log(`  screenshots: ${['dashboard-desktop.png', 'dashboard-desktop-dark.png', 'dashboard-phone.png', 'dashboard-phone-screen.png'].map((f) => path.relative(ROOT, path.join(ARTIFACTS, f))).join(', ')}`)
   } finally {
     await stopLoad()
     for (const browser of browsers) await browser.close().catch(() => {})

@@ -120,7 +120,7 @@
       ],
     },
     {
-      id: 'keys', title: 'Keys per prefix', note: 'SCAN', fmt: int, from0: true, integer: true, wide: true,
+      id: 'keys', title: 'Keys per prefix', note: 'counted with SCAN (estimated past 100,000 keys)', fmt: int, from0: true, integer: true, wide: true,
       series: config.prefixes.map((prefix, i) => ({ label: prefix, color: `s${(i % 9) + 1}`, value: (s) => s.keyDistribution[prefix] })),
     },
   ]
@@ -179,7 +179,7 @@
       scales: {
         x: { time: true },
         y: def.log
-          ? { distr: 3 }
+          ? { distr: 3, range: (u, min, max) => (min > 0 && max > 0 ? [10 ** Math.floor(Math.log10(min)), 10 ** Math.ceil(Math.log10(max))] : [0.1, 1000]) }
           : {
               range: def.range
                 ? (u, min, max) => [def.range[0], def.grow && max > def.range[1] ? max * 1.05 : def.range[1]]
@@ -312,7 +312,7 @@
       ['keys', `${int(m.totalKeys)}${m.keyDistribution.exact ? '' : ' (estimated)'}`],
       ['clients', String(m.clients.connected)],
       ['connection', m.client.state],
-      ['updated', new Date(m.timestamp).toLocaleTimeString()],
+      ['updated', clock(Date.parse(m.timestamp) / 1000, true)],
     ]
     const dl = document.getElementById('summary')
     dl.textContent = ''
