@@ -136,7 +136,7 @@ async function main() {
     await admin.config('SET', 'maxmemory', String(Math.floor(used / 0.9)))
     const alertShown = await page.waitForSelector('#alerts [data-alert="highMemory"]', { timeout: 15000 }).then(() => true, () => false)
     const alertText = alertShown ? await page.textContent('#alerts [data-alert="highMemory"]') : ''
-    check(alertShown && /above 85 %/.test(alertText), 'an alert raised on the server (maxmemory lowered) appears on the page', alertText.trim())
+    check(alertShown && /above 85\s%/.test(alertText), 'an alert raised on the server (maxmemory lowered) appears on the page', alertText.trim())
     await sleep(2 * REFRESH_MS + 500) // the memory chart shows the jump
     await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-desktop.png'), fullPage: true })
 

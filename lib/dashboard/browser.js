@@ -40,8 +40,10 @@
   // ── Formatting ────────────────────────────────────────────────────────────
   const num = (v) => (v == null ? '–' : Math.abs(v) >= 1e6 ? `${(v / 1e6).toFixed(1)}M` : Math.abs(v) >= 1e4 ? `${(v / 1e3).toFixed(1)}k` : String(Math.round(v * 100) / 100))
   const int = (v) => (v == null ? '–' : Math.abs(v) >= 1e6 ? `${(v / 1e6).toFixed(1)}M` : Math.abs(v) >= 1e4 ? `${(v / 1e3).toFixed(0)}k` : String(Math.round(v)))
-  const pct = (v) => (v == null ? '–' : `${v >= 10 || v === 0 ? v.toFixed(0) : v >= 1 ? v.toFixed(1) : v.toFixed(2)} %`)
-  const ms = (v) => (v == null ? '–' : v >= 100 ? `${v.toFixed(0)} ms` : v >= 1 ? `${+v.toFixed(1)} ms` : `${+v.toFixed(3)} ms`)
+  /** A number and its unit never part at a line end. */
+  const NBSP = '\u00a0'
+  const pct = (v) => (v == null ? '–' : `${v >= 10 || v === 0 ? v.toFixed(0) : v >= 1 ? v.toFixed(1) : v.toFixed(2)}${NBSP}%`)
+  const ms = (v) => (v == null ? '–' : `${v >= 100 ? v.toFixed(0) : v >= 1 ? +v.toFixed(1) : +v.toFixed(3)}${NBSP}ms`)
   function bytes(v) {
     if (v == null) return '–'
     const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
@@ -50,7 +52,7 @@
       v /= 1024
       i++
     }
-    return `${v >= 100 || i === 0 ? v.toFixed(0) : +v.toFixed(1)} ${units[i]}`
+    return `${v >= 100 || i === 0 ? v.toFixed(0) : +v.toFixed(1)}${NBSP}${units[i]}`
   }
   function duration(s) {
     if (s < 60) return `${s} s`
@@ -60,7 +62,7 @@
   }
   const lookups = (hits, misses) => hits + misses > 0
   /** Axis labels: as many decimals as the step between them needs. */
-  const axisPct = (v) => `${+v.toFixed(2)} %`
+  const axisPct = (v) => `${+v.toFixed(2)}${NBSP}%`
   const two = (n) => String(n).padStart(2, '0')
   function clock(t, seconds) {
     const d = new Date(t * 1000)
@@ -81,7 +83,7 @@
       series: [
         { label: 'this process', color: 's1', value: (s) => (lookups(s.cache.hits, s.cache.misses) ? s.cache.hitRate * 100 : null) },
         { label: 'server', color: 's2', value: (s) => (lookups(s.stats.keyspaceHits, s.stats.keyspaceMisses) ? s.stats.hitRate * 100 : null) },
-        { label: `${T.minHitRate * 100} %`, threshold: true, value: () => T.minHitRate * 100 },
+        { label: 'alert line', threshold: true, value: () => T.minHitRate * 100 },
       ],
     },
     {
@@ -94,7 +96,7 @@
           label: 'used', color: 's1', value: (s) => s.memory.usagePercent,
           legend: (s) => `${bytes(s.memory.usedBytes)} of ${s.memory.maxmemoryBytes ? bytes(s.memory.maxmemoryBytes) : 'system memory (no maxmemory)'}`,
         },
-        { label: `${T.maxMemoryPercent} %`, threshold: true, value: () => T.maxMemoryPercent },
+        { label: 'alert line', threshold: true, value: () => T.maxMemoryPercent },
       ],
     },
     {
@@ -102,14 +104,14 @@
       series: [
         { label: 'p50', color: 's1', value: (s) => (s.client.latencyP50Ms > 0 ? s.client.latencyP50Ms : null) },
         { label: 'p99', color: 's2', value: (s) => (s.client.latencyP99Ms > 0 ? s.client.latencyP99Ms : null) },
-        { label: `${T.maxP99Ms} ms`, threshold: true, value: () => T.maxP99Ms },
+        { label: 'alert line', threshold: true, value: () => T.maxP99Ms },
       ],
     },
     {
       id: 'errors', title: 'Error rate', note: "this process's commands", fmt: pct, axisFmt: axisPct, from0: true,
       series: [
         { label: 'errors', color: 's8', value: (s) => s.client.errorRate * 100 },
-        { label: `${T.maxErrorRate * 100} %`, threshold: true, value: () => T.maxErrorRate * 100 },
+        { label: 'alert line', threshold: true, value: () => T.maxErrorRate * 100 },
       ],
     },
     {
@@ -190,6 +192,7 @@
         {
           ...axis,
           space: 70,
+          size: 30, // one line of labels (uPlot's default leaves room for a date line)
           incrs: TIME_INCRS,
           values: (u, splits) => {
             const span = u.scales.x.max - u.scales.x.min
@@ -297,7 +300,7 @@
       li.dataset.alert = alert.name
       const name = document.createElement('strong')
       name.textContent = alert.name
-      li.append(name, document.createTextNode(alert.message))
+      li.append(name, document.createTextNode(alert.message.replace(/(\d) (%|ms)/g, `$1${NBSP}$2`)))
       list.appendChild(li)
     }
     section.appendChild(list)
