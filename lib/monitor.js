@@ -273,9 +273,6 @@ const history = runtime.shared('monitor.history', () => ({
   generation: 0,
   /** True from an ask until the next tick: an ask may (re)connect; the timer alone may not. */
   asked: false,
-  /** How many samples were taken, and how many failed (Redis unreachable): for the docs' "missing steps". */
-  taken: 0,
-  failed: 0,
 }))
 
 /** The numeric fields of a getRedisMetrics() result, grouped as there, with `at`. */
@@ -357,9 +354,8 @@ async function sampleTick() {
     if (generation !== history.generation) return
     history.ring[history.head] = sample
     history.head = (history.head + 1) % history.size
-    history.taken++
   } catch {
-    history.failed++ // that step is missing from the history; the next tick tries again
+    // Redis could not be read: that step is missing from the history; the next tick tries again.
   } finally {
     history.inFlight = false
   }
