@@ -1005,6 +1005,80 @@ export declare function createRedisMetricsHandler(options: {
   authorize: (request: Request) => boolean | Promise<boolean>
 }): (request: Request) => Promise<Response>
 
+/**
+ * One sample of getRedisMetricsHistory(): when it was taken, and the numeric
+ * fields of getRedisMetrics(), grouped and named as there.
+ */
+export interface RedisMetricsSample {
+  /** When the metrics were read. */
+  readonly at: Date
+  readonly memory: {
+    readonly usedBytes: number
+    readonly peakBytes: number
+    readonly fragmentationRatio: number
+    /** 0 means no limit. */
+    readonly maxmemoryBytes: number
+    /** Of maxmemory, or of the machine's memory when there is no maxmemory; null when neither is known. */
+    readonly usagePercent: number | null
+  }
+  readonly stats: {
+    readonly opsPerSec: number
+    /** Server keyspace hits / (hits + misses), since the server started (or CONFIG RESETSTAT). */
+    readonly hitRate: number
+    readonly keyspaceHits: number
+    readonly keyspaceMisses: number
+    readonly evictedKeys: number
+    readonly expiredKeys: number
+    readonly totalCommandsProcessed: number
+    readonly totalConnectionsReceived: number
+  }
+  readonly clients: { readonly connected: number; readonly blocked: number }
+  readonly server: { readonly uptimeSeconds: number }
+  readonly totalKeys: number
+  /** Keys per prefix (estimated when the scan was capped), with `total` and `scanned`. */
+  readonly keyDistribution: { readonly [K in Exclude<keyof KeyDistribution, 'exact'>]: number }
+  /** cacheService.getStats() of this process. */
+  readonly cache: Readonly<CacheStats>
+  readonly client: {
+    readonly commands: number
+    readonly errors: number
+    readonly errorRate: number
+    readonly latencyP50Ms: number
+    readonly latencyP99Ms: number
+    readonly reconnects: number
+  }
+}
+
+/**
+ * The last hour of this process's metrics at 10 s steps (at most 360 samples,
+ * oldest first; frozen). The first call starts an unref'd sampler (one
+ * getRedisMetrics() now, then every 10 s) and returns what was kept so far,
+ * possibly nothing; the sampler stops once nobody has asked for two minutes,
+ * so an idle process does no Redis work for it. A step whose metrics could
+ * not be read is missing; a client closed by closeRedisConnection() is not
+ * opened again by the sampler.
+ */
+export declare function getRedisMetricsHistory(): RedisMetricsSample[]
+
+/**
+ * A `GET` handler for a monitoring dashboard (e.g.
+ * `app/api/admin/redis/dashboard/route.ts`), guarded by `authorize(request)`
+ * exactly as createRedisMetricsHandler is: truthy → 200; falsy → 401 (with
+ * `WWW-Authenticate`) when the request carried no `Authorization` or `Cookie`
+ * header, else 403; a throw → 403. It answers one self-contained HTML page
+ * (nothing from another host; uPlot is served by the same handler as
+ * `?asset=uplot.js` and `?asset=uplot.css`) charting ops/s, hit rates, memory
+ * against maxmemory, latency p50/p99, error rate, connected clients and keys
+ * per prefix with the alert thresholds drawn and the active alerts on top; the
+ * page refreshes every `refreshMs` from the same handler's `?format=json`
+ * (`{ refreshMs, stepMs, sampling, thresholds, metrics, sample, history }`).
+ */
+export declare function createRedisDashboardHandler(options: {
+  authorize: (request: Request) => boolean | Promise<boolean>
+  /** How often the page refreshes, in milliseconds (an integer from 250 to 3,600,000; default 5000). */
+  refreshMs?: number
+}): (request: Request) => Promise<Response>
+
 // ── Errors ───────────────────────────────────────────────────────────────────
 
 /** Base class of every error a command rejects with (bad input rejects with `TypeError`). */

@@ -18,6 +18,7 @@ const idempotency = require('./lib/idempotency.js')
 const { sessionStore } = require('./lib/sessions.js')
 const flags = require('./lib/flags.js')
 const { counters } = require('./lib/counters.js')
+const dashboard = require('./lib/dashboard.js')
 
 module.exports = {
   configureRedis: client.configureRedis,
@@ -53,6 +54,8 @@ module.exports = {
   getRedisMetrics: monitor.getRedisMetrics,
   redisHealthHandler: monitor.redisHealthHandler,
   createRedisMetricsHandler: monitor.createRedisMetricsHandler,
+  getRedisMetricsHistory: monitor.getRedisMetricsHistory,
+  createRedisDashboardHandler: dashboard.createRedisDashboardHandler,
   metricsToPrometheus: monitor.toPrometheus,
   ALERT_THRESHOLDS: monitor.ALERT_THRESHOLDS,
   resetCommandMetrics: monitor.resetCommandMetrics,

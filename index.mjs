@@ -35,6 +35,8 @@ export const {
   getRedisMetrics,
   redisHealthHandler,
   createRedisMetricsHandler,
+  getRedisMetricsHistory,
+  createRedisDashboardHandler,
   metricsToPrometheus,
   ALERT_THRESHOLDS,
   resetCommandMetrics,

@@ -1,7 +1,8 @@
 'use strict'
 // Monitoring: health from a PING, metrics from INFO plus a bounded SCAN, this
 // process's command figures from the histogram kept in Rust, alerts from the
-// seed's thresholds, and the two Next.js App Router handlers.
+// seed's thresholds, the two Next.js App Router handlers, and the history
+// (a ring buffer sampled only while something asks) behind the dashboard.
 
 const { runtime, native, Op, Flag, invalid } = require('./runtime.js')
 const { getRedisClient, getConnectionStatus } = require('./client.js')
@@ -245,6 +246,175 @@ async function getRedisMetrics() {
   return metrics
 }
 
+// ── History: the samples behind the dashboard's charts ───────────────────────
+
+/** One sample every 10 s, one hour of them. */
+const HISTORY_STEP_MS = 10000
+const HISTORY_SIZE = 360
+/** The sampler stops when nobody has asked for the history for this long. */
+const HISTORY_IDLE_MS = 120000
+
+/**
+ * Per-process history state (runtime.shared: a module evaluated again — Next.js
+ * dev hot reload — finds the same buffer and the same timer, never a second one).
+ * `ring` holds up to `size` samples; `head` is the slot the next one goes in.
+ */
+const history = runtime.shared('monitor.history', () => ({
+  stepMs: HISTORY_STEP_MS,
+  size: HISTORY_SIZE,
+  idleMs: HISTORY_IDLE_MS,
+  ring: [],
+  head: 0,
+  timer: null,
+  inFlight: false,
+  /** The sampler stops at its first tick after this time (ms since the epoch). */
+  wantedUntil: 0,
+  /** Bumped by resetHistory, so that a sample in flight across a reset is dropped. */
+  generation: 0,
+  /** True from an ask until the next tick: an ask may (re)connect; the timer alone may not. */
+  asked: false,
+}))
+
+/** The numeric fields of a getRedisMetrics() result, grouped as there, with `at`. */
+function toSample(m) {
+  const d = m.keyDistribution
+  const distribution = {}
+  for (const prefix of [...PREFIXES, 'other', 'total', 'scanned']) distribution[prefix] = Number(d[prefix] || 0)
+  return {
+    at: new Date(m.timestamp),
+    memory: {
+      usedBytes: m.memory.usedBytes,
+      peakBytes: m.memory.peakBytes,
+      fragmentationRatio: m.memory.fragmentationRatio,
+      maxmemoryBytes: m.memory.maxmemoryBytes,
+      usagePercent: m.memory.usagePercent,
+    },
+    stats: {
+      opsPerSec: m.stats.opsPerSec,
+      hitRate: m.stats.hitRate,
+      keyspaceHits: m.stats.keyspaceHits,
+      keyspaceMisses: m.stats.keyspaceMisses,
+      evictedKeys: m.stats.evictedKeys,
+      expiredKeys: m.stats.expiredKeys,
+      totalCommandsProcessed: m.stats.totalCommandsProcessed,
+      totalConnectionsReceived: m.stats.totalConnectionsReceived,
+    },
+    clients: { connected: m.clients.connected, blocked: m.clients.blocked },
+    server: { uptimeSeconds: m.server.uptimeSeconds },
+    totalKeys: m.totalKeys,
+    keyDistribution: distribution,
+    cache: {
+      hits: m.cache.hits,
+      misses: m.cache.misses,
+      hitRate: m.cache.hitRate,
+      sets: m.cache.sets,
+      deletes: m.cache.deletes,
+      errors: m.cache.errors,
+    },
+    client: {
+      commands: m.client.commands,
+      errors: m.client.errors,
+      errorRate: m.client.errorRate,
+      latencyP50Ms: m.client.latencyP50Ms,
+      latencyP99Ms: m.client.latencyP99Ms,
+      reconnects: m.client.reconnects,
+    },
+  }
+}
+
+function deepFreeze(value) {
+  for (const inner of Object.values(value)) if (inner && typeof inner === 'object' && !(inner instanceof Date)) deepFreeze(inner)
+  return Object.freeze(value)
+}
+
+function stopSampler() {
+  if (history.timer !== null) clearInterval(history.timer)
+  history.timer = null
+}
+
+/** One tick: stop when nobody asked for a while, else take a sample (never two at once, never throws). */
+async function sampleTick() {
+  if (Date.now() > history.wantedUntil) {
+    stopSampler()
+    return
+  }
+  // A client the application closed since the last ask is not opened again
+  // for the history (a new ask is a new request, and may connect).
+  const asked = history.asked
+  history.asked = false
+  if (!asked && getConnectionStatus().state === 'closed') {
+    stopSampler()
+    return
+  }
+  if (history.inFlight) return
+  history.inFlight = true
+  const generation = history.generation
+  try {
+    const sample = deepFreeze(toSample(await getRedisMetrics()))
+    if (generation !== history.generation) return
+    history.ring[history.head] = sample
+    history.head = (history.head + 1) % history.size
+  } catch {
+    // Redis could not be read: that step is missing from the history; the next tick tries again.
+  } finally {
+    history.inFlight = false
+  }
+}
+
+/**
+ * Marks the history as wanted (for at least `keepAliveMs`, or the idle time)
+ * and starts the sampler when it is not running: a sample now, then one every
+ * step, by an unref'd timer that stops once nobody has asked for a while.
+ */
+function wantHistory(keepAliveMs = 0) {
+  history.wantedUntil = Math.max(history.wantedUntil, Date.now() + Math.max(history.idleMs, keepAliveMs))
+  history.asked = true
+  if (history.timer !== null) return
+  history.timer = setInterval(sampleTick, history.stepMs)
+  history.timer.unref()
+  sampleTick()
+}
+
+/** The kept samples, oldest first. */
+function keptSamples() {
+  const { ring, head, size } = history
+  return ring.length < size ? ring.slice() : ring.slice(head).concat(ring.slice(0, head))
+}
+
+/**
+ * The last hour of this process's metrics at 10 s steps, oldest first:
+ * `[{ at: Date, ...the numeric fields of getRedisMetrics() }]` (frozen). Asking
+ * keeps the sampler running (it starts on the first call, which therefore
+ * returns what was kept before, possibly nothing); with nobody asking it stops,
+ * so an idle process does no Redis work for it.
+ */
+function getRedisMetricsHistory() {
+  wantHistory()
+  return keptSamples()
+}
+
+/**
+ * Test and tuning hook (not exported by the package): `stepMs`, `size`, `idleMs`
+ * of the sampler; stops it and empties the buffer. `resetHistory()` restores the defaults.
+ */
+function resetHistory(options = {}) {
+  stopSampler()
+  history.stepMs = options.stepMs ?? HISTORY_STEP_MS
+  history.size = options.size ?? HISTORY_SIZE
+  history.idleMs = options.idleMs ?? HISTORY_IDLE_MS
+  history.ring = []
+  history.head = 0
+  history.wantedUntil = 0
+  history.asked = false
+  history.inFlight = false
+  history.generation++
+}
+
+/** Whether the sampler's timer is running (for tests and the dashboard's JSON). */
+const historySampling = () => history.timer !== null
+/** The sampler's step and buffer size in force. */
+const historySettings = () => ({ stepMs: history.stepMs, size: history.size, idleMs: history.idleMs })
+
 // ── Prometheus text exposition ───────────────────────────────────────────────
 
 function escapeLabel(value) {
@@ -396,6 +566,19 @@ function createRedisMetricsHandler(options = {}) {
 module.exports = {
   checkRedisHealth,
   getRedisMetrics,
+  getRedisMetricsHistory,
+  wantHistory,
+  keptSamples,
+  toSample,
+  resetHistory,
+  historySampling,
+  historySettings,
+  authorizationRefusal,
+  HISTORY_STEP_MS,
+  HISTORY_SIZE,
+  HISTORY_IDLE_MS,
+  ALERT_NAMES,
+  PREFIXES,
   redisHealthHandler,
   createRedisMetricsHandler,
   toPrometheus,

@@ -8,70 +8,16 @@
 //   npm run e2e:nextjs
 'use strict'
 
-const { spawn } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
 const Redis = require('ioredis')
-const { RedisServer, freePort } = require('../__test__/support/redis-server.js')
-const { packTarballs, run } = require('./pack.js')
+const { RedisServer } = require('../__test__/support/redis-server.js')
+const { APP, sleep, createChecks, installAndBuild, startNext, stopNext } = require('./next-app.js')
 
-const ROOT = path.resolve(__dirname, '..')
-const APP = path.join(ROOT, 'examples', 'nextjs')
-const NEXT = path.join(APP, 'node_modules', 'next', 'dist', 'bin', 'next')
 const TOKEN = 'e2e-metrics-token'
 const started = Date.now()
-
-let failures = 0
-function check(condition, what, detail = '') {
-  console.log(`${condition ? '  ok  ' : '  FAIL'} ${what}${detail ? ` — ${detail}` : ''}`)
-  if (!condition) failures++
-  return condition
-}
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms))
-
-/** Runs a build step in the app with its output shown, and says how long it took. */
-function step(command, args, options = {}) {
-  const t = Date.now()
-  run(command, args, { cwd: APP, stdio: 'inherit', ...options })
-  console.log(`  (${path.basename(args[0] || command)} ${args[1] || ''}: ${((Date.now() - t) / 1000).toFixed(1)} s)`)
-}
-
-/** Starts `next <mode>` on a free port; resolves { child, base, output() } once it answers. */
-async function startNext(mode, env) {
-  const port = await freePort()
-  const child = spawn(process.execPath, [NEXT, mode, '-p', String(port), '-H', '127.0.0.1'], {
-    cwd: APP,
-    env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    detached: true, // its own process group, so that stopping it stops its workers too
-  })
-  let output = ''
-  child.stdout.on('data', (d) => (output += d))
-  child.stderr.on('data', (d) => (output += d))
-  const base = `http://127.0.0.1:${port}`
-  const deadline = Date.now() + 120000
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`next ${mode} exited:\n${output}`)
-    try {
-      await fetch(`${base}/`)
-      break
-    } catch {
-      if (Date.now() > deadline) throw new Error(`next ${mode} did not answer in 120 s:\n${output}`)
-      await sleep(250)
-    }
-  }
-  return { child, base, output: () => output }
-}
-
-function stopNext(next) {
-  if (next && next.child.exitCode === null) {
-    try {
-      process.kill(-next.child.pid, 'SIGTERM')
-    } catch {
-      next.child.kill('SIGTERM')
-    }
-  }
-}
+const checks = createChecks()
+const check = checks.check
 
 /** The connections our client opened on this server (it names them with CLIENT SETNAME). */
 async function ourConnections(admin) {
@@ -80,16 +26,7 @@ async function ourConnections(admin) {
 }
 
 async function main() {
-  // The package goes in as its packed tarballs (a copy in node_modules, as from
-  // npm), not as a link to this tree: Next.js leaves only packages that live in
-  // node_modules to Node's require (serverExternalPackages).
-  console.log('e2e:nextjs — pack and install')
-  const { rootTgz, platformTgz } = packTarballs(path.join(ROOT, '.tmp', 'pack'))
-  step('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', '--no-save', platformTgz, rootTgz])
-  console.log('e2e:nextjs — next build')
-  // A fresh build: an earlier run's `next dev` output (.next/dev) would be type-checked with it.
-  fs.rmSync(path.join(APP, '.next'), { recursive: true, force: true })
-  step(process.execPath, [NEXT, 'build'], { env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1' } })
+  installAndBuild('e2e:nextjs')
 
   const server = await new RedisServer().start()
   const admin = new Redis(server.url)
@@ -116,6 +53,26 @@ async function main() {
     const text = await r.text()
     check(r.status === 200 && /^text\/plain; version=0\.0\.4/.test(r.headers.get('content-type') || '') &&
       /^redis_memory_used_bytes \d+$/m.test(text), 'metrics ?format=prometheus → 200 text format', `${text.split('\n').length} lines`)
+
+    // The dashboard route (the browser drives it in e2e:dashboard): the same
+    // authorization, the page, its JSON and its chart library, all from this origin.
+    const dash = '/api/admin/redis/dashboard'
+    r = await get(dash)
+    check(r.status === 401 && r.headers.get('www-authenticate') === 'Bearer', 'dashboard without credentials → 401 with WWW-Authenticate', String(r.status))
+    r = await get(dash, { authorization: 'Bearer wrong' })
+    check(r.status === 403, 'dashboard with a wrong token → 403', String(r.status))
+    r = await get(`${dash}?token=${TOKEN}`)
+    const html = await r.text()
+    check(r.status === 200 && /^text\/html/.test(r.headers.get('content-type') || '') && html.includes('id="dashboard-config"') &&
+      !/https?:\/\//i.test(html), 'dashboard with the token → 200, one HTML page naming no other host', `${r.status}, ${html.length} bytes`)
+    r = await get(`${dash}?format=json`, { authorization: `Bearer ${TOKEN}` })
+    const board = await r.json()
+    check(r.status === 200 && typeof board.metrics?.memory?.usedBytes === 'number' && Array.isArray(board.history) &&
+      typeof board.sample?.at === 'string', 'dashboard ?format=json → 200 { metrics, sample, history }', `${r.status}, ${board.history?.length} history samples`)
+    r = await get(`${dash}?token=${TOKEN}&asset=uplot.js`)
+    const lib = await r.text()
+    check(r.status === 200 && /javascript/.test(r.headers.get('content-type') || '') && /var uPlot=/.test(lib),
+      'dashboard ?asset=uplot.js → the chart library from the same route', `${r.status}, ${lib.length} bytes`)
 
     // The rate-limited, cached route: exactly 5 allowed, then 429 with Retry-After.
     const statuses = []
@@ -248,8 +205,8 @@ async function main() {
     admin.disconnect()
     await server.stop()
   }
-  console.log(`e2e:nextjs — ${failures === 0 ? 'passed' : `${failures} check(s) failed`} in ${((Date.now() - started) / 1000).toFixed(0)} s`)
-  process.exit(failures === 0 ? 0 : 1)
+  console.log(`e2e:nextjs — ${checks.failures === 0 ? 'passed' : `${checks.failures} check(s) failed`} in ${((Date.now() - started) / 1000).toFixed(0)} s`)
+  process.exit(checks.failures === 0 ? 0 : 1)
 }
 
 main().catch((error) => {

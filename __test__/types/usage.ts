@@ -41,6 +41,9 @@ import {
   type MaintenanceState,
   type CounterPoint,
   type SessionKind,
+  getRedisMetricsHistory,
+  createRedisDashboardHandler,
+  type RedisMetricsSample,
   type ConnectionStatus,
   type RedisEvent,
   type RateLimitResult,
@@ -88,6 +91,14 @@ export async function lockedWork(runId: string): Promise<number> {
 // The two route files and the metrics.
 export const GET = redisHealthHandler
 export const metricsGET = createRedisMetricsHandler({ authorize: (request) => request.headers.get('authorization') === 'Bearer t' })
+export const dashboardGET = createRedisDashboardHandler({
+  authorize: (request) => new URL(request.url).searchParams.get('token') === 't',
+  refreshMs: 2000,
+})
+export function lastHour(): Array<[number, number | null]> {
+  const samples: RedisMetricsSample[] = getRedisMetricsHistory()
+  return samples.map((s) => [s.at.getTime(), s.memory.usagePercent])
+}
 export async function dashboard(): Promise<string> {
   const health = await checkRedisHealth()
   const metrics = await getRedisMetrics()
@@ -223,3 +234,7 @@ configureRedis({ urll: 'redis://x' })
 rateLimiter.setFailurePolicy('api', 'sometimes')
 // @ts-expect-error: the handler needs authorize
 createRedisMetricsHandler({})
+// @ts-expect-error: refreshMs is a number of milliseconds
+createRedisDashboardHandler({ authorize: () => true, refreshMs: '5s' })
+// @ts-expect-error: history samples are read-only
+getRedisMetricsHistory()[0].client.errors = 0
