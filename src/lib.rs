@@ -10,6 +10,7 @@
 
 mod boundary;
 mod client;
+mod cluster;
 mod config;
 mod connection;
 mod errors;
