@@ -9,7 +9,7 @@ const fs = require('node:fs')
 const path = require('node:path')
 const Redis = require('ioredis')
 const { RedisCluster, SLOTS } = require('./support/cluster.js')
-const { makeTlsFiles } = require('./support/redis-server.js')
+const { makeTlsFiles, harnessTls } = require('./support/redis-server.js')
 
 jest.setTimeout(120000)
 
@@ -44,6 +44,7 @@ describe('a private cluster (the harness default: plain, or TLS under YG_TEST_TL
 
   test('3 masters with one replica each, cluster_state:ok everywhere, every slot owned once', () => {
     expect(cluster.nodes).toHaveLength(6)
+    expect(Boolean(cluster.options.tls)).toBe(Boolean(harnessTls()))
     for (const node of cluster.nodes) {
       expect(cluster.clusterInfo(node)).toMatchObject({ cluster_state: 'ok', cluster_slots_assigned: '16384', cluster_known_nodes: '6' })
       expect(node.id).toMatch(/^[0-9a-f]{40}$/)
@@ -209,6 +210,23 @@ describe('a private cluster (the harness default: plain, or TLS under YG_TEST_TL
     await cluster.waitForHealthy()
     expect(cluster.replicas().find((r) => r.id === victim.id).master).toBe(replica.id)
     expect(cluster.masters()).toHaveLength(3)
+  })
+})
+
+describe('the YG_TEST_CLUSTER switch of the jest global set-up', () => {
+  test('on: the run REDIS_URL is a private cluster this file can attach to; off: nothing cluster-related is set', () => {
+    if (process.env.YG_TEST_CLUSTER === '1' && process.env.YG_TEST_CLUSTER_INFO) {
+      const suite = RedisCluster.attach()
+      expect(process.env.REDIS_CLUSTER).toBe('true')
+      expect(process.env.REDIS_URL).toBe(suite.url)
+      expect(process.env.REDIS_CLUSTER_NODES.split(',')).toHaveLength(6)
+      expect(suite.masters()).toHaveLength(3)
+      expect(suite.clusterInfo(suite.nodes[0]).cluster_state).toBe('ok')
+    } else {
+      expect(process.env.YG_TEST_CLUSTER_INFO).toBeUndefined()
+      expect(process.env.REDIS_CLUSTER_NODES).toBeUndefined()
+      expect(['true', '1']).not.toContain(process.env.REDIS_CLUSTER)
+    }
   })
 })
 
