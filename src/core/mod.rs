@@ -5,6 +5,7 @@
 //! `tls`/`connection` (the transport) → `client` → `request`.
 
 pub mod client;
+pub mod cluster;
 pub mod command;
 pub mod config;
 pub mod connection;
