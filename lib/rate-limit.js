@@ -144,8 +144,8 @@ function localDecision(call, consume) {
     resetMs = count > 0 ? times[Math.max(0, count - limit)] + windowMs : now + windowMs
   } else {
     // When `cost` slots are free: the (count − (limit − cost))-th oldest has left
-    // (for a cost above the limit, which never fits: the newest).
-    resetMs = count > 0 ? times[Math.min(count - 1, count - limit + cost - 1)] + windowMs : now
+    // (a cost above the limit never fits: a window from now, as Redis answers).
+    resetMs = cost > limit ? now + windowMs : times[count - limit + cost - 1] + windowMs
   }
   return {
     allowed,

@@ -10,8 +10,8 @@
 -- Returns "allowed remaining resetUs nowUs retryUs" as one string (one bulk reply is cheaper to
 -- hand to JavaScript than an array): allowed is 1 or 0; resetUs is when the next slot frees
 -- (the oldest counted slot leaves; 0 when the window is empty); retryUs, on a denial, is when
--- `cost` slots are free (for a cost above the limit, which never fits: when the window is
--- empty); 0 when allowed. Times are µs since the epoch on the server's clock. A denied request
+-- `cost` slots are free (for a cost above the limit, which never fits: a window from now);
+-- 0 when allowed. Times are µs since the epoch on the server's clock. A denied request
 -- takes nothing. The key lives one window after its newest slot.
 local limit = tonumber(ARGV[1])
 local window_us = tonumber(ARGV[2]) * 1000
@@ -66,13 +66,12 @@ if count + cost <= limit then
     count = count + cost
     redis.call('SET', KEYS[1], data, 'PX', ARGV[2])
   end
-elseif count > 0 then
-  -- cost slots are free when the slot at index limit - cost leaves (the newest, past the limit).
-  local probe = limit - cost
-  if probe < 0 then probe = 0 end
-  retry = struct.unpack('>d', data, probe * 8 + 1) + window_us
+elseif cost <= limit then
+  -- cost slots are free when the slot at index limit - cost leaves.
+  retry = struct.unpack('>d', data, (limit - cost) * 8 + 1) + window_us
 else
-  retry = now
+  -- A cost above the limit never fits: come back in a window (it will not fit then either).
+  retry = now + window_us
 end
 local reset = 0
 if count > 0 then
