@@ -71,10 +71,10 @@ function checkAction(action) {
   if (typeof action !== 'string' || action === '') throw invalid('rateLimiter: action must be a non-empty string')
 }
 
-/** Refuses an empty or non-string identifier or action. */
+/** Refuses an identifier that is not a non-empty string or a safe integer, and an empty action. */
 function checkIdentity(identifier, action) {
-  if ((typeof identifier !== 'string' && typeof identifier !== 'number') || identifier === '') {
-    throw invalid('rateLimiter: identifier must be a non-empty string or a number')
+  if (typeof identifier === 'number' ? !Number.isSafeInteger(identifier) : typeof identifier !== 'string' || identifier === '') {
+    throw invalid('rateLimiter: identifier must be a non-empty string or a safe integer')
   }
   checkAction(action)
 }
@@ -116,15 +116,31 @@ function resolve(identifier, action, third, fourth) {
   }
   checkPositiveInteger(limit, 'limit')
   checkPositiveInteger(windowSeconds, 'windowSeconds')
-  // The builder refuses ids it cannot hold and escapes the rest.
-  const key = RedisKeys.ratelimit.key(action, identifier)
-  return { key, action, limit, windowSeconds, windowMs: windowSeconds * 1000, cost }
+  // The Redis key is built (by Rust) only when Redis or the local window is asked:
+  // an answer from the deny cache needs none. `slot` names the window in this process.
+  return { key: undefined, slot: slotOf(action, identifier), identifier, action, limit, windowSeconds, windowMs: windowSeconds * 1000, cost }
+}
+
+/**
+ * The name of an (action, identifier) window in this process's maps: the action's
+ * length first, so that no two pairs share one; an identifier of 42 and '42' share
+ * one, as they share one Redis key.
+ */
+function slotOf(action, identifier) {
+  return `${action.length}:${action}:${identifier}`
+}
+
+/** The call's Redis key (the builder refuses ids it cannot hold and escapes the rest). */
+function keyOf(call) {
+  if (call.key === undefined) call.key = RedisKeys.ratelimit.key(call.action, call.identifier)
+  return call.key
 }
 
 // ── the in-process window for the 'local' policy ─────────────────────────────
 
 function localDecision(call, consume) {
-  const { key, limit, windowMs, cost } = call
+  const { limit, windowMs, cost } = call
+  const key = call.slot
   const now = Date.now()
   let times = localWindows.get(key)
   if (times === undefined) {
@@ -220,9 +236,9 @@ function decode(reply, limit, windowMs) {
  */
 function rememberDenial(call, result) {
   const until = performance.now() + Math.max(1, result[RESET_IN_MS])
-  if (denials.has(call.key)) denials.delete(call.key)
+  if (denials.has(call.slot)) denials.delete(call.slot)
   else if (denials.size >= DENY_CACHE_MAX_ENTRIES) denials.delete(denials.keys().next().value)
-  denials.set(call.key, {
+  denials.set(call.slot, {
     limit: call.limit,
     windowMs: call.windowMs,
     cost: call.cost,
@@ -237,17 +253,17 @@ function rememberDenial(call, result) {
  * and window, of a cost at most `call.cost`, whose retry time has not come.
  */
 function cachedDenial(call) {
-  const entry = denials.get(call.key)
+  const entry = denials.get(call.slot)
   if (entry === undefined) return undefined
   const now = performance.now()
   if (now >= entry.until) {
-    denials.delete(call.key)
+    denials.delete(call.slot)
     return undefined
   }
   if (call.cost < entry.cost || call.limit !== entry.limit || call.windowMs !== entry.windowMs) return undefined
   // Least recently used goes first: a hit moves to the end.
-  denials.delete(call.key)
-  denials.set(call.key, entry)
+  denials.delete(call.slot)
+  denials.set(call.slot, entry)
   const leftMs = entry.until - now
   return {
     allowed: false,
@@ -268,30 +284,49 @@ function runWindow(call, consume) {
   // DEGRADED: while the connection is re-made the failure policy answers at once.
   return evalScript(
     slidingWindow,
-    [slidingWindow.sha, 1, call.key, call.limit, call.windowMs, consume ? 1 : 0, call.cost],
+    [slidingWindow.sha, 1, keyOf(call), call.limit, call.windowMs, consume ? 1 : 0, call.cost],
     Flag.DEGRADED,
   )
 }
 
-async function decideCall(call, consume) {
-  let result = denyState.enabled ? cachedDenial(call) : undefined
-  if (result === undefined) {
-    try {
-      result = decode(await runWindow(call, consume), call.limit, call.windowMs)
-      if (!result.allowed && denyState.enabled) rememberDenial(call, result)
-    } catch {
-      // A Redis error or timeout never rejects: the action's failure policy decides.
-      result = degraded(call, consume)
-    }
-  }
-  // Named for rateLimitHeaders: the policy's name and window.
+/** Names the result for rateLimitHeaders: the policy's name and window. */
+function named(result, call) {
   result.action = call.action
   result.windowSeconds = call.windowSeconds
   return result
 }
 
-async function decide(identifier, action, third, fourth, consume) {
-  return decideCall(resolve(identifier, action, third, fourth), consume)
+/** Asks Redis (the identifier's checks happen in keyOf, before anything is sent). */
+async function ask(call, consume) {
+  keyOf(call)
+  let result
+  try {
+    result = decode(await runWindow(call, consume), call.limit, call.windowMs)
+    if (!result.allowed && denyState.enabled) rememberDenial(call, result)
+  } catch {
+    // A Redis error or timeout never rejects: the action's failure policy decides.
+    result = degraded(call, consume)
+  }
+  return named(result, call)
+}
+
+/** A decision: from the deny cache when it holds one (no round trip, no await), else from Redis. */
+function decideCall(call, consume) {
+  if (denyState.enabled) {
+    const hit = cachedDenial(call)
+    if (hit !== undefined) return Promise.resolve(named(hit, call))
+  }
+  return ask(call, consume)
+}
+
+function decide(identifier, action, third, fourth, consume) {
+  let call
+  try {
+    call = resolve(identifier, action, third, fourth)
+  } catch (error) {
+    return Promise.reject(error)
+  }
+  return decideCall(call, consume)
 }
 
 function sleep(ms) {
@@ -354,8 +389,9 @@ const rateLimiter = {
   async reset(identifier, action) {
     checkIdentity(identifier, action)
     const key = RedisKeys.ratelimit.key(action, identifier)
-    localWindows.delete(key)
-    denials.delete(key)
+    const slot = slotOf(action, identifier)
+    localWindows.delete(slot)
+    denials.delete(slot)
     return (await request(Op.CALL, 'UNLINK', [key])) > 0
   },
 
