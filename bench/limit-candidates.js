@@ -6,11 +6,12 @@
 // script with the same ARGV (limit, window ms, consume, cost) and the same
 // decisions; the pipelined load comes from ioredis (the client's own cost is
 // not in these figures).
-//   node bench/limit-candidates.js [--ids 500] [--rounds 100]
+//   node bench/limit-candidates.js [--repeat 3]
 // Scenarios (window 60 s, limit 100, one key per identifier, round robin):
-//   allow  every identifier from empty to full: rounds × ids calls, all allowed
-//   deny   the same again on the full windows: all denied
-//   cost4  empty to full with cost 4 (25 allowed each), then as many denied
+//   bench  1,000 identifiers × 20 calls: small windows, all allowed (like the limit suite)
+//   fill   200 identifiers from empty to full (100 calls each), all allowed
+//   full   the same again on the full windows: all denied
+//   cost4  200 identifiers × 50 calls of cost 4: 25 allowed each, then 25 denied
 const fs = require('node:fs')
 const path = require('node:path')
 const Redis = require('ioredis')
@@ -102,10 +103,17 @@ function option(name, fallback) {
   return i > 0 ? Number(process.argv[i + 1]) : fallback
 }
 
-/** user + system CPU of a process in µs (/proc/<pid>/stat, clock ticks of 10 ms). */
+/** CPU time (µs) redis-server has used, all its threads (/proc/<pid>/task/<tid>/schedstat, ns). */
 function cpuUs(pid) {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ')
-  return (Number(fields[11]) + Number(fields[12])) * 10000
+  let ns = 0
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) {
+    try {
+      ns += Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0])
+    } catch {
+      // a thread that ended meanwhile
+    }
+  }
+  return ns / 1000
 }
 
 async function commandStats(admin) {
@@ -119,11 +127,11 @@ async function commandStats(admin) {
   return { calls, usec }
 }
 
-/** Runs `calls` (arrays of EVALSHA args) pipelined in batches; returns the server's figures. */
+/** Runs `calls` (arrays of EVALSHA args) pipelined in batches; returns the server's figures per call. */
 async function measure(client, admin, pid, sha, calls) {
   await admin.config('RESETSTAT')
   const cpu0 = cpuUs(pid)
-  const BATCH = 500
+  const BATCH = 200
   for (let i = 0; i < calls.length; i += BATCH) {
     const p = client.pipeline()
     for (const args of calls.slice(i, i + BATCH)) p.evalsha(sha, 1, ...args)
@@ -132,36 +140,51 @@ async function measure(client, admin, pid, sha, calls) {
   }
   const cpu = cpuUs(pid) - cpu0
   const { calls: n, usec } = await commandStats(admin)
-  return { usPerCall: usec / n, cpuUsPerCall: cpu / n, calls: n }
+  return { us: usec / n, cpu: cpu / n }
 }
 
+/** Round robin over `ids` identifiers, `rounds` calls each, of cost `cost`. */
+function plan(prefix, ids, rounds, cost) {
+  const calls = []
+  for (let r = 0; r < rounds; r++) for (let i = 0; i < ids; i++) calls.push([`${prefix}:${i}`, LIMIT, WINDOW_MS, 1, cost])
+  return calls
+}
+
+const SCENARIOS = ['bench', 'fill', 'full', 'cost4']
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]
+
 async function main() {
-  const ids = option('ids', 500)
-  const rounds = option('rounds', LIMIT)
+  const repeat = option('repeat', 3)
   const server = await new RedisServer({ tls: false }).start()
   const pid = server.child.pid
   const client = new Redis(server.url)
   const admin = new Redis(server.url)
-  const rows = []
+  const figures = new Map(Object.keys(CANDIDATES).map((name) => [name, { memory: 0, type: '' }]))
   try {
-    for (const [name, lua] of Object.entries(CANDIDATES)) {
-      await admin.flushall()
-      const sha = await admin.script('LOAD', lua)
-      const plan = (prefix, cost, n) => {
-        const calls = []
-        for (let r = 0; r < n; r++) for (let i = 0; i < ids; i++) calls.push([`${prefix}:${i}`, LIMIT, WINDOW_MS, 1, cost])
-        return calls
+    // Interleaved repeats, the median of each figure: the machine is shared.
+    for (let rep = 0; rep < repeat; rep++) {
+      for (const [name, lua] of Object.entries(CANDIDATES)) {
+        await admin.flushall()
+        const sha = await admin.script('LOAD', lua)
+        const row = figures.get(name)
+        const add = (scenario, r) => {
+          ;(row[scenario] ||= { us: [], cpu: [] }).us.push(r.us)
+          row[scenario].cpu.push(r.cpu)
+        }
+        // bench: like the limit suite (many identifiers, a few requests each: small windows, all allowed)
+        add('bench', await measure(client, admin, pid, sha, plan('b', 1000, 20, 1)))
+        // fill: 200 windows from empty to full (limit 100), all allowed; full: the same again, all denied
+        add('fill', await measure(client, admin, pid, sha, plan('a', 200, LIMIT, 1)))
+        add('full', await measure(client, admin, pid, sha, plan('a', 200, LIMIT, 1)))
+        // cost4: 200 windows, cost 4: 25 allowed each, then as many denied
+        add('cost4', await measure(client, admin, pid, sha, plan('c', 200, 50, 4)))
+        // The decisions agree: a full window answers "denied, 0 remaining" in every candidate.
+        const check = await client.evalsha(sha, 1, 'a:0', LIMIT, WINDOW_MS, 0, 1)
+        if (!check.startsWith('0 0 ')) throw new Error(`${name}: a full window answered ${check}`)
+        row.memory = await admin.call('MEMORY', 'USAGE', 'a:0')
+        row.type = await admin.type('a:0')
       }
-      const allow = await measure(client, admin, pid, sha, plan('a', 1, rounds))
-      const deny = await measure(client, admin, pid, sha, plan('a', 1, rounds))
-      const cost4 = await measure(client, admin, pid, sha, plan('c', 4, Math.ceil(rounds / 4) * 2))
-      // The decisions agree: the first identifier's window is full in every candidate.
-      const check = await client.evalsha(sha, 1, 'a:0', LIMIT, WINDOW_MS, 0, 1)
-      if (!check.startsWith('0 0 ')) throw new Error(`${name}: a full window answered ${check}`)
-      const memory = await admin.call('MEMORY', 'USAGE', 'a:0')
-      const type = await admin.type('a:0')
-      rows.push({ name, type, allow, deny, cost4, memory })
-      process.stderr.write(`${name}: done\n`)
+      process.stderr.write(`round ${rep + 1} of ${repeat} done\n`)
     }
   } finally {
     client.disconnect()
@@ -170,22 +193,15 @@ async function main() {
   }
   const f = (n) => n.toFixed(2)
   const lines = [
-    `| structure | key type | allow: µs/call (commandstats) | allow: server CPU µs/call | deny: µs/call | deny: CPU µs/call | cost 4 (half allowed): µs/call | cost 4: CPU µs/call | MEMORY USAGE at limit 100 (bytes) |`,
-    '|---|---|---|---|---|---|---|---|---|',
+    '| structure | key type | ' + SCENARIOS.map((s) => `${s}: µs/call | ${s}: CPU µs/call`).join(' | ') + ' | MEMORY USAGE, full window at limit 100 |',
+    '|---|---|' + SCENARIOS.map(() => '---|---|').join('') + '---|',
   ]
-  for (const r of rows) {
-    lines.push(
-      `| ${r.name} | ${r.type} | ${f(r.allow.usPerCall)} | ${f(r.allow.cpuUsPerCall)} | ${f(r.deny.usPerCall)} | ${f(r.deny.cpuUsPerCall)} | ` +
-        `${f(r.cost4.usPerCall)} | ${f(r.cost4.cpuUsPerCall)} | ${r.memory} |`,
-    )
+  for (const [name, row] of figures) {
+    lines.push(`| ${name} | ${row.type} | ` + SCENARIOS.map((s) => `${f(median(row[s].us))} | ${f(median(row[s].cpu))}`).join(' | ') + ` | ${row.memory} B |`)
   }
-  console.log(lines.join('\n'))
-  console.log(`\n${ids} identifiers × ${rounds} rounds per scenario, redis-server ${(await redisVersion())}`)
-}
-
-async function redisVersion() {
   const { execFileSync } = require('node:child_process')
-  return execFileSync('redis-server', ['--version'], { encoding: 'utf8' }).trim()
+  console.log(lines.join('\n'))
+  console.log(`\nmedian of ${repeat} interleaved rounds; ${execFileSync('redis-server', ['--version'], { encoding: 'utf8' }).trim()}`)
 }
 
 main().catch((error) => {
