@@ -566,18 +566,37 @@ export declare const RateLimitConfig: {
 export interface RateLimitResult {
   allowed: boolean
   limit: number
-  /** Requests left in the window after this one. */
+  /** Slots left in the window after this request (a request of cost c takes c). */
   remaining: number
-  /** When the oldest counted request leaves the window (on the Redis server's clock). */
+  /**
+   * On the Redis server's clock: when allowed, when the oldest counted request
+   * leaves the window; when denied, when the request's cost would fit (now + retryAfterMs).
+   */
   resetAt: Date
-  /** 0 when allowed; else milliseconds until a request would be allowed. */
+  /** 0 when allowed; else milliseconds until `cost` slots are free (a request of that cost would be allowed). */
   retryAfterMs: number
   /** True when Redis could not answer and the action's failure policy did. */
   degraded: boolean
+  /** True when this process's deny cache answered (a denial remembered until its retry time; no round trip). */
+  cached: boolean
   /** The action (the policy name in the RateLimit headers). */
   action: string
   /** The window the decision used. */
   windowSeconds: number
+}
+
+/** The options form of checkLimit, getStatus and blockUntilReady. */
+export interface RateLimitOptions {
+  /** Requests (slots) per window; default `RateLimitConfig[action].limit`. */
+  limit?: number
+  /** The window in seconds; default `RateLimitConfig[action].windowSeconds`. */
+  windowSeconds?: number
+  /**
+   * How many slots the request needs and takes (a positive safe integer, default 1):
+   * allowed only when `cost` slots are free; a denied request takes none; a cost
+   * above the limit is always denied.
+   */
+  cost?: number
 }
 
 /** What an action does while Redis cannot answer. */
@@ -591,9 +610,24 @@ export interface RateLimiter {
    * Never rejects for a Redis failure: the failure policy answers, with `degraded: true`.
    */
   checkLimit(identifier: string | number, action: string, limit?: number, windowSeconds?: number): Promise<RateLimitResult>
+  /**
+   * The options form: a request of `cost` slots, allowed only when that many are free
+   * (then it takes all of them; a denied request takes none). A denial is remembered in
+   * this process until its retry time (`cached: true` answers, no round trip).
+   */
+  checkLimit(identifier: string | number, action: string, options: RateLimitOptions): Promise<RateLimitResult>
   /** What checkLimit would answer, without counting a request. */
   getStatus(identifier: string | number, action: string, limit?: number, windowSeconds?: number): Promise<RateLimitResult>
-  /** Clears the window; resolves whether there was one in Redis. */
+  /** What checkLimit would answer for a request of `options.cost`, without counting it. */
+  getStatus(identifier: string | number, action: string, options: RateLimitOptions): Promise<RateLimitResult>
+  /**
+   * Waits until a request is allowed, then counts it; resolves that result, or the last
+   * denial (`allowed: false`) when `timeoutMs` runs out first. It sleeps for the
+   * `retryAfterMs` Redis gave between tries (never polls faster). A cost above the
+   * limit can never fit: its denial resolves at once.
+   */
+  blockUntilReady(identifier: string | number, action: string, timeoutMs: number, options?: RateLimitOptions): Promise<RateLimitResult>
+  /** Clears the window (and this process's cached denial of it); resolves whether there was one in Redis. */
   reset(identifier: string | number, action: string): Promise<boolean>
   /**
    * `'open'` (every action's default: allow), `'closed'` (deny) or `'local'` (an
@@ -606,6 +640,18 @@ export interface RateLimiter {
 
 /** The sliding-window rate limiter of the seed's `rate-limiter.ts`. */
 export declare const rateLimiter: RateLimiter
+
+/** Settings of the rate limiter in this process. */
+export interface RateLimiterSettings {
+  /**
+   * Remember denials and answer them without a round trip until their retry time
+   * (for the same or a higher cost). Default true; false also forgets what it held.
+   */
+  denyCache?: boolean
+}
+
+/** Configures the rate limiter of this process (`{ denyCache: false }` turns the local deny cache off). */
+export declare function configureRateLimiter(options: RateLimiterSettings): void
 
 /** The IETF `RateLimit-Policy` and `RateLimit` fields for a result, and `Retry-After` (seconds) on a denial. */
 export declare function rateLimitHeaders(result: RateLimitResult): Record<string, string>

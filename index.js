@@ -34,6 +34,7 @@ module.exports = {
   rateLimiter: limiter.rateLimiter,
   RateLimitConfig: limiter.RateLimitConfig,
   rateLimitHeaders: limiter.rateLimitHeaders,
+  configureRateLimiter: limiter.configureRateLimiter,
   acquireLock: locks.acquireLock,
   releaseLock: locks.releaseLock,
   extendLock: locks.extendLock,

@@ -15,6 +15,7 @@ export const {
   rateLimiter,
   RateLimitConfig,
   rateLimitHeaders,
+  configureRateLimiter,
   acquireLock,
   releaseLock,
   extendLock,

@@ -69,16 +69,18 @@ function runChild(script, args, env = {}) {
 
 /**
  * The body of every worker: `node <worker> <client> <op> <concurrency> <seconds> <url>`.
- * `setup({ clientName, opName, concurrency, url })` resolves `{ op, close }`; the
- * closed loop's figures are printed as one JSON line for run.js.
+ * `setup({ clientName, opName, concurrency, url })` resolves `{ op, close, extra? }`; the
+ * closed loop's figures (and `extra()`'s) are printed as one JSON line for run.js.
  */
 function runWorker(setup) {
   const [clientName, opName, concurrency, seconds, url] = process.argv.slice(2)
   const main = async () => {
-    const { op, close } = await setup({ clientName, opName, concurrency: Number(concurrency), url })
+    const { op, close, extra } = await setup({ clientName, opName, concurrency: Number(concurrency), url })
     const result = await closedLoop(op, { concurrency: Number(concurrency), seconds: Number(seconds) })
     await close()
-    console.log(JSON.stringify({ client: clientName, op: opName, concurrency: Number(concurrency), ...result }))
+    // `extra()` (optional): the worker's own figures, e.g. how many calls it made in all.
+    const more = typeof extra === 'function' ? extra() : {}
+    console.log(JSON.stringify({ client: clientName, op: opName, concurrency: Number(concurrency), ...result, ...more }))
   }
   main().catch((error) => {
     console.error(error)

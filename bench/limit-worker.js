@@ -1,9 +1,17 @@
 'use strict'
 // One rate-limiter measurement in its own process:
-// `node limit-worker.js <client> checkLimit <concurrency> <seconds> <url>`
-// client: addon (rateLimiter.checkLimit) | ioredis | ioredis-auto (the same
-// sliding-window script through ioredis's defineCommand, i.e. EVALSHA).
-// Each call picks one of 10,000 identifiers, limit 100 a minute.
+// `node limit-worker.js <client> <op> <concurrency> <seconds> <url>`
+// client: addon (rateLimiter.checkLimit) | ioredis | ioredis-auto (the seed's
+// sorted-set script, bench/seed-sliding-window.lua, through ioredis's
+// defineCommand, i.e. EVALSHA; -auto with auto-pipelining) | ioredis-new (this
+// package's script, src/scripts/sliding_window.lua, through auto-pipelined
+// ioredis: the new structure without the addon).
+// op: checkLimit — each call picks one of 10,000 identifiers, limit 100 a
+//     minute: in a run of a few seconds every call is allowed (the worker
+//     reports how many were denied);
+//     flood — every call from one identifier that is over its limit (100 a
+//     minute): after the first 100, all denied (the addon's deny cache answers
+//     those in process).
 const fs = require('node:fs')
 const path = require('node:path')
 const { runWorker } = require('./lib.js')
@@ -11,25 +19,33 @@ const { runWorker } = require('./lib.js')
 const IDENTIFIERS = 10000
 const LIMIT = 100
 const WINDOW_SECONDS = 60
+const SCRIPTS = {
+  seed: path.join(__dirname, 'seed-sliding-window.lua'),
+  new: path.join(__dirname, '..', 'src', 'scripts', 'sliding_window.lua'),
+}
 
-runWorker(async ({ clientName, url }) => {
+runWorker(async ({ clientName, opName, url }) => {
+  if (opName !== 'checkLimit' && opName !== 'flood') throw new Error(`unknown op ${opName}: checkLimit, flood`)
   const run = `${process.pid}`
   let n = 0
-  const nextId = () => `bench-${run}-${(n++ * 7919) % IDENTIFIERS}`
-  let op
+  const nextId = opName === 'flood' ? () => `flood-${run}` : () => `bench-${run}-${(n++ * 7919) % IDENTIFIERS}`
+  let decisions = 0
+  let denied = 0
+  let decide
   let close
   if (clientName === 'addon') {
     const redis = require('..')
     redis.configureRedis({ url })
-    op = () => redis.rateLimiter.checkLimit(nextId(), 'api', LIMIT, WINDOW_SECONDS)
+    decide = () => redis.rateLimiter.checkLimit(nextId(), 'api', LIMIT, WINDOW_SECONDS)
     close = () => redis.closeRedisConnection()
   } else {
     const Redis = require('ioredis')
-    const client = new Redis(url, { enableAutoPipelining: clientName === 'ioredis-auto' })
-    const lua = fs.readFileSync(path.join(__dirname, '..', 'src', 'scripts', 'sliding_window.lua'), 'utf8')
+    const client = new Redis(url, { enableAutoPipelining: clientName !== 'ioredis' })
+    const lua = fs.readFileSync(clientName === 'ioredis-new' ? SCRIPTS.new : SCRIPTS.seed, 'utf8')
     client.defineCommand('slidingWindow', { numberOfKeys: 1, lua })
-    // The same result object as the addon builds.
-    op = async () => {
+    // The same result object as the addon builds (both scripts start their reply
+    // with "allowed remaining resetUs nowUs").
+    decide = async () => {
       const reply = await client.slidingWindow(`ratelimit:api:${nextId()}`, LIMIT, WINDOW_SECONDS * 1000, 1)
       const parts = reply.split(' ')
       const resetInMs = (Number(parts[2]) - Number(parts[3])) / 1000
@@ -44,5 +60,15 @@ runWorker(async ({ clientName, url }) => {
     }
     close = () => client.quit()
   }
-  return { op, close }
+  const op = async () => {
+    const result = await decide()
+    decisions++
+    if (!result.allowed) denied++
+    // An answer from the deny cache settles without I/O: a closed loop of them would
+    // never give the event loop (and closedLoop's timers) a turn. Every 1,024th call
+    // yields once, whatever the client.
+    if ((decisions & 1023) === 0) await new Promise(setImmediate)
+  }
+  // Every decision of the process, warm-up included: what the server's counters saw.
+  return { op, close, extra: () => ({ decisions, denied }) }
 })

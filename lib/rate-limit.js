@@ -1,7 +1,8 @@
 'use strict'
 // rateLimiter: an exact sliding window decided by one Lua script on the Redis
-// server's clock (src/scripts/sliding_window.lua), with a failure policy per
-// action for when Redis is away.
+// server's clock (src/scripts/sliding_window.lua), weighted requests (cost), a
+// local cache of denials (no round trip until their retry time), and a
+// failure policy per action for when Redis is away.
 
 const { RedisKeys } = require('./keys.js')
 const { script, evalScript } = require('./scripts.js')
@@ -29,11 +30,22 @@ const POLICIES = new Set(['open', 'closed', 'local'])
  */
 const limiterState = runtime.shared('rateLimiter', () => ({
   failurePolicies: new Map(),
-  /** key → ascending timestamps (ms) of the requests counted locally. */
+  /** key → ascending timestamps (ms) of the requests counted locally (one per slot). */
   localWindows: new Map(),
   localCalls: 0,
 }))
 const { failurePolicies, localWindows } = limiterState
+/**
+ * The local deny cache: key → the last denial Redis gave for it, answered in
+ * this process without a round trip until its retry time. Kept with the
+ * runtime so that a module evaluated again (Next.js dev reload) shares it.
+ * A Map in insertion order is the LRU: a hit moves its entry to the end, and
+ * past DENY_CACHE_MAX_ENTRIES the oldest goes.
+ */
+const denyState = runtime.shared('rateLimiterDenyCache', () => ({ enabled: true, entries: new Map() }))
+const denials = denyState.entries
+/** At most this many denied (action, identifier) pairs are remembered (a few MB at most). */
+const DENY_CACHE_MAX_ENTRIES = 10000
 const DEFAULT_POLICY = 'open'
 /**
  * Milliseconds from the decision to resetAt, on the clock that decided (the
@@ -42,28 +54,55 @@ const DEFAULT_POLICY = 'open'
 const RESET_IN_MS = Symbol('resetInMs')
 /** How long a `'closed'` denial asks the caller to wait while Redis is away. */
 const CLOSED_RETRY_MS = 1000
+/** The longest single sleep of blockUntilReady (setTimeout's bound). */
+const MAX_SLEEP_MS = 0x7fffffff
 
 function checkPositiveInteger(value, name) {
   if (!Number.isSafeInteger(value) || value <= 0) {
-    throw invalid(`rateLimiter: ${name} must be a positive integer, got ${String(value)}`)
+    throw invalid(`rateLimiter: ${name} must be a positive integer, got ${describe(value)}`)
   }
+}
+
+function describe(value) {
+  return typeof value === 'string' ? JSON.stringify(value) : String(value)
 }
 
 function checkAction(action) {
   if (typeof action !== 'string' || action === '') throw invalid('rateLimiter: action must be a non-empty string')
 }
 
-/** Refuses an empty or non-string identifier or action. */
+/** Refuses an identifier that is not a non-empty string or a safe integer, and an empty action. */
 function checkIdentity(identifier, action) {
-  if ((typeof identifier !== 'string' && typeof identifier !== 'number') || identifier === '') {
-    throw invalid('rateLimiter: identifier must be a non-empty string or a number')
+  if (typeof identifier === 'number' ? !Number.isSafeInteger(identifier) : typeof identifier !== 'string' || identifier === '') {
+    throw invalid('rateLimiter: identifier must be a non-empty string or a safe integer')
   }
   checkAction(action)
 }
 
-/** The limit and window for a call: explicit ones, else RateLimitConfig's. */
-function resolve(identifier, action, limit, windowSeconds) {
+/**
+ * The limit, window and cost of a call: from the positional form
+ * (`limit, windowSeconds`) or the options form (`{ limit, windowSeconds, cost }`),
+ * else RateLimitConfig's. Every check happens here, before anything is sent.
+ */
+function resolve(identifier, action, third, fourth) {
   checkIdentity(identifier, action)
+  let limit = third
+  let windowSeconds = fourth
+  let cost = 1
+  if (third !== null && typeof third === 'object') {
+    if (Array.isArray(third)) throw invalid('rateLimiter: pass the options as { limit?, windowSeconds?, cost? }')
+    if (fourth !== undefined) throw invalid('rateLimiter: with an options object, pass windowSeconds inside it')
+    for (const name in third) {
+      if (name !== 'limit' && name !== 'windowSeconds' && name !== 'cost') throw invalid(`rateLimiter: unknown option "${name}"`)
+    }
+    limit = third.limit
+    windowSeconds = third.windowSeconds
+    const given = third.cost
+    if (given !== undefined && given !== null) {
+      checkPositiveInteger(given, 'cost')
+      cost = given
+    }
+  }
   const config = Object.prototype.hasOwnProperty.call(RateLimitConfig, action) ? RateLimitConfig[action] : undefined
   if (limit === undefined || limit === null) {
     if (config === undefined) {
@@ -77,14 +116,31 @@ function resolve(identifier, action, limit, windowSeconds) {
   }
   checkPositiveInteger(limit, 'limit')
   checkPositiveInteger(windowSeconds, 'windowSeconds')
-  // The builder refuses ids it cannot hold and escapes the rest.
-  const key = RedisKeys.ratelimit.key(action, identifier)
-  return { key, action, limit, windowSeconds, windowMs: windowSeconds * 1000 }
+  // The Redis key is built (by Rust) only when Redis or the local window is asked:
+  // an answer from the deny cache needs none. `slot` names the window in this process.
+  return { key: undefined, slot: slotOf(action, identifier), identifier, action, limit, windowSeconds, windowMs: windowSeconds * 1000, cost }
+}
+
+/**
+ * The name of an (action, identifier) window in this process's maps: the action's
+ * length first, so that no two pairs share one; an identifier of 42 and '42' share
+ * one, as they share one Redis key.
+ */
+function slotOf(action, identifier) {
+  return `${action.length}:${action}:${identifier}`
+}
+
+/** The call's Redis key (the builder refuses ids it cannot hold and escapes the rest). */
+function keyOf(call) {
+  if (call.key === undefined) call.key = RedisKeys.ratelimit.key(call.action, call.identifier)
+  return call.key
 }
 
 // ── the in-process window for the 'local' policy ─────────────────────────────
 
-function localDecision(key, limit, windowMs, consume) {
+function localDecision(call, consume) {
+  const { limit, windowMs, cost } = call
+  const key = call.slot
   const now = Date.now()
   let times = localWindows.get(key)
   if (times === undefined) {
@@ -94,18 +150,27 @@ function localDecision(key, limit, windowMs, consume) {
   let expired = 0
   while (expired < times.length && times[expired] <= now - windowMs) expired++
   if (expired > 0) times.splice(0, expired)
-  const allowed = times.length < limit
-  if (allowed && consume) times.push(now)
+  const allowed = times.length + cost <= limit
+  if (allowed && consume) for (let i = 0; i < cost; i++) times.push(now)
   if (++limiterState.localCalls % 1000 === 0) sweepLocal(now)
-  const index = Math.max(0, times.length - limit)
-  const resetMs = times.length > 0 ? times[index] + windowMs : now + windowMs
+  const count = times.length
+  let resetMs
+  if (allowed) {
+    // When the oldest counted request leaves.
+    resetMs = count > 0 ? times[Math.max(0, count - limit)] + windowMs : now + windowMs
+  } else {
+    // When `cost` slots are free: the (count − (limit − cost))-th oldest has left
+    // (a cost above the limit never fits: a window from now, as Redis answers).
+    resetMs = cost > limit ? now + windowMs : times[count - limit + cost - 1] + windowMs
+  }
   return {
     allowed,
     limit,
-    remaining: Math.max(0, limit - times.length),
+    remaining: Math.max(0, limit - count),
     resetAt: new Date(resetMs),
     retryAfterMs: allowed ? 0 : Math.max(1, resetMs - now),
     degraded: true,
+    cached: false,
   }
 }
 
@@ -116,9 +181,10 @@ function sweepLocal(now) {
   }
 }
 
-function degraded(action, key, limit, windowMs, consume) {
-  const policy = failurePolicies.get(action) || DEFAULT_POLICY
-  if (policy === 'local') return localDecision(key, limit, windowMs, consume)
+function degraded(call, consume) {
+  const policy = failurePolicies.get(call.action) || DEFAULT_POLICY
+  if (policy === 'local') return localDecision(call, consume)
+  const { limit, windowMs } = call
   const now = Date.now()
   if (policy === 'closed') {
     return {
@@ -128,18 +194,28 @@ function degraded(action, key, limit, windowMs, consume) {
       resetAt: new Date(now + CLOSED_RETRY_MS),
       retryAfterMs: CLOSED_RETRY_MS,
       degraded: true,
+      cached: false,
     }
   }
-  return { allowed: true, limit, remaining: limit, resetAt: new Date(now + windowMs), retryAfterMs: 0, degraded: true }
+  return { allowed: true, limit, remaining: limit, resetAt: new Date(now + windowMs), retryAfterMs: 0, degraded: true, cached: false }
 }
 
-/** Turns the script's reply ("allowed remaining resetUs nowUs") into a result. */
+/**
+ * Turns the script's reply ("allowed remaining resetUs nowUs retryUs") into a
+ * result. resetAt: when the oldest counted request leaves (allowed), or when
+ * the request's cost would fit (denied, = now + retryAfterMs).
+ */
 function decode(reply, limit, windowMs) {
   const parts = reply.split(' ')
   const allowed = parts[0] === '1'
-  const resetUs = Number(parts[2])
   const nowUs = Number(parts[3])
-  const resetInMs = resetUs > 0 ? (resetUs - nowUs) / 1000 : windowMs
+  let resetInMs
+  if (allowed) {
+    const resetUs = Number(parts[2])
+    resetInMs = resetUs > 0 ? (resetUs - nowUs) / 1000 : windowMs
+  } else {
+    resetInMs = (Number(parts[4]) - nowUs) / 1000
+  }
   return {
     allowed,
     limit,
@@ -147,7 +223,57 @@ function decode(reply, limit, windowMs) {
     resetAt: new Date(Math.ceil(nowUs / 1000 + resetInMs)),
     retryAfterMs: allowed ? 0 : Math.max(1, Math.ceil(resetInMs)),
     degraded: false,
+    cached: false,
     [RESET_IN_MS]: resetInMs,
+  }
+}
+
+// ── the local deny cache ─────────────────────────────────────────────────────
+
+/**
+ * Remembers a denial of `call` (its cost, limit and window) until its retry
+ * time, on this process's monotonic clock.
+ */
+function rememberDenial(call, result) {
+  const until = performance.now() + Math.max(1, result[RESET_IN_MS])
+  if (denials.has(call.slot)) denials.delete(call.slot)
+  else if (denials.size >= DENY_CACHE_MAX_ENTRIES) denials.delete(denials.keys().next().value)
+  denials.set(call.slot, {
+    limit: call.limit,
+    windowMs: call.windowMs,
+    cost: call.cost,
+    until,
+    remaining: result.remaining,
+    resetAt: result.resetAt.getTime(),
+  })
+}
+
+/**
+ * The cached denial that answers `call`, or undefined: one of the same limit
+ * and window, of a cost at most `call.cost`, whose retry time has not come.
+ */
+function cachedDenial(call) {
+  const entry = denials.get(call.slot)
+  if (entry === undefined) return undefined
+  const now = performance.now()
+  if (now >= entry.until) {
+    denials.delete(call.slot)
+    return undefined
+  }
+  if (call.cost < entry.cost || call.limit !== entry.limit || call.windowMs !== entry.windowMs) return undefined
+  // Least recently used goes first: a hit moves to the end.
+  denials.delete(call.slot)
+  denials.set(call.slot, entry)
+  const leftMs = entry.until - now
+  return {
+    allowed: false,
+    limit: entry.limit,
+    remaining: entry.remaining,
+    resetAt: new Date(entry.resetAt),
+    retryAfterMs: Math.max(1, Math.ceil(leftMs)),
+    degraded: false,
+    cached: true,
+    [RESET_IN_MS]: leftMs,
   }
 }
 
@@ -156,44 +282,116 @@ const slidingWindow = script('slidingWindow')
 /** Runs the sliding-window script (its arguments built in place: this is the hot path). */
 function runWindow(call, consume) {
   // DEGRADED: while the connection is re-made the failure policy answers at once.
-  return evalScript(slidingWindow, [slidingWindow.sha, 1, call.key, call.limit, call.windowMs, consume ? 1 : 0], Flag.DEGRADED)
+  return evalScript(
+    slidingWindow,
+    [slidingWindow.sha, 1, keyOf(call), call.limit, call.windowMs, consume ? 1 : 0, call.cost],
+    Flag.DEGRADED,
+  )
 }
 
-async function decide(identifier, action, limit, windowSeconds, consume) {
-  const call = resolve(identifier, action, limit, windowSeconds)
-  let result
-  try {
-    result = decode(await runWindow(call, consume), call.limit, call.windowMs)
-  } catch {
-    // A Redis error or timeout never rejects: the action's failure policy decides.
-    result = degraded(action, call.key, call.limit, call.windowMs, consume)
-  }
-  // Named for rateLimitHeaders: the policy's name and window.
-  result.action = action
+/** Names the result for rateLimitHeaders: the policy's name and window. */
+function named(result, call) {
+  result.action = call.action
   result.windowSeconds = call.windowSeconds
   return result
 }
 
+/** Asks Redis (the identifier's checks happen in keyOf, before anything is sent). */
+async function ask(call, consume) {
+  keyOf(call)
+  let result
+  try {
+    result = decode(await runWindow(call, consume), call.limit, call.windowMs)
+    if (!result.allowed && denyState.enabled) rememberDenial(call, result)
+  } catch {
+    // A Redis error or timeout never rejects: the action's failure policy decides.
+    result = degraded(call, consume)
+  }
+  return named(result, call)
+}
+
+/** A decision: from the deny cache when it holds one (no round trip, no await), else from Redis. */
+function decideCall(call, consume) {
+  if (denyState.enabled) {
+    const hit = cachedDenial(call)
+    if (hit !== undefined) return Promise.resolve(named(hit, call))
+  }
+  return ask(call, consume)
+}
+
+function decide(identifier, action, third, fourth, consume) {
+  let call
+  try {
+    call = resolve(identifier, action, third, fourth)
+  } catch (error) {
+    return Promise.reject(error)
+  }
+  return decideCall(call, consume)
+}
+
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, Math.min(MAX_SLEEP_MS, Math.max(0, Math.ceil(ms)))))
+}
+
 const rateLimiter = {
   /**
-   * Counts one request of `identifier` for `action` when the window has room.
+   * Counts a request of `identifier` for `action` when the window has room:
+   * `checkLimit(id, action, limit?, windowSeconds?)` or
+   * `checkLimit(id, action, { limit?, windowSeconds?, cost = 1 })` (a request
+   * of cost c needs c free slots and takes them all; a denied one takes none).
    * `limit`/`windowSeconds` default to `RateLimitConfig[action]`. Never rejects
    * for a Redis failure: the action's failure policy answers (`degraded: true`).
    */
-  checkLimit(identifier, action, limit, windowSeconds) {
-    return decide(identifier, action, limit, windowSeconds, true)
+  checkLimit(identifier, action, limitOrOptions, windowSeconds) {
+    return decide(identifier, action, limitOrOptions, windowSeconds, true)
   },
 
-  /** The same answer as checkLimit would give, without counting a request. */
-  getStatus(identifier, action, limit, windowSeconds) {
-    return decide(identifier, action, limit, windowSeconds, false)
+  /** The same answer as checkLimit would give (for the same cost), without counting a request. */
+  getStatus(identifier, action, limitOrOptions, windowSeconds) {
+    return decide(identifier, action, limitOrOptions, windowSeconds, false)
   },
 
-  /** Clears the window of `identifier` for `action` (in Redis and in the local fallback). */
+  /**
+   * Waits until a request is allowed, then counts it: resolves the first
+   * allowed checkLimit result, or the last denial (`allowed: false`) once
+   * `timeoutMs` has passed. Between tries it sleeps for the `retryAfterMs`
+   * Redis gave (never polls faster). A cost above the limit never fits: its
+   * denial resolves at once.
+   */
+  async blockUntilReady(identifier, action, timeoutMs, options) {
+    if (typeof timeoutMs !== 'number' || !(timeoutMs >= 0) || timeoutMs === Infinity) {
+      throw invalid(`rateLimiter.blockUntilReady: timeoutMs must be a non-negative finite number, got ${describe(timeoutMs)}`)
+    }
+    if (options !== undefined && (options === null || typeof options !== 'object')) {
+      throw invalid('rateLimiter.blockUntilReady: options must be { limit?, windowSeconds?, cost? }')
+    }
+    const call = resolve(identifier, action, options === undefined ? {} : options, undefined)
+    const deadline = performance.now() + timeoutMs
+    for (;;) {
+      const result = await decideCall(call, true)
+      if (result.allowed || call.cost > call.limit) return result
+      const decided = performance.now()
+      const left = deadline - decided
+      if (left <= 0) return result
+      if (result.retryAfterMs >= left) {
+        // It cannot be allowed before the deadline: wait for the deadline, as asked.
+        await sleep(left)
+        const waited = performance.now() - decided
+        result.retryAfterMs = Math.max(1, Math.ceil(result.retryAfterMs - waited))
+        if (result[RESET_IN_MS] !== undefined) result[RESET_IN_MS] -= waited
+        return result
+      }
+      await sleep(result.retryAfterMs)
+    }
+  },
+
+  /** Clears the window of `identifier` for `action` (in Redis, the local fallback and the deny cache). */
   async reset(identifier, action) {
     checkIdentity(identifier, action)
     const key = RedisKeys.ratelimit.key(action, identifier)
-    localWindows.delete(key)
+    const slot = slotOf(action, identifier)
+    localWindows.delete(slot)
+    denials.delete(slot)
     return (await request(Op.CALL, 'UNLINK', [key])) > 0
   },
 
@@ -208,6 +406,25 @@ const rateLimiter = {
   getFailurePolicy(action) {
     return failurePolicies.get(action) || DEFAULT_POLICY
   },
+}
+
+/**
+ * Settings of the limiter in this process: `{ denyCache }` (default true):
+ * whether denials are remembered and answered without a round trip until
+ * their retry time. Turning it off forgets what it held.
+ */
+function configureRateLimiter(options) {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw invalid('configureRateLimiter(options): options must be an object { denyCache? }')
+  }
+  for (const name of Object.keys(options)) {
+    if (name !== 'denyCache') throw invalid(`configureRateLimiter: unknown option "${name}"`)
+  }
+  if (options.denyCache !== undefined) {
+    if (typeof options.denyCache !== 'boolean') throw invalid('configureRateLimiter: denyCache must be a boolean')
+    denyState.enabled = options.denyCache
+    if (!options.denyCache) denials.clear()
+  }
 }
 
 /**
@@ -232,4 +449,4 @@ function rateLimitHeaders(result) {
   return headers
 }
 
-module.exports = { rateLimiter, RateLimitConfig, rateLimitHeaders }
+module.exports = { rateLimiter, RateLimitConfig, rateLimitHeaders, configureRateLimiter, DENY_CACHE_MAX_ENTRIES }

@@ -16,6 +16,7 @@ import {
   rateLimiter,
   RateLimitConfig,
   rateLimitHeaders,
+  configureRateLimiter,
   withLock,
   acquireLock,
   releaseLock,
@@ -47,6 +48,7 @@ import {
   type ConnectionStatus,
   type RedisEvent,
   type RateLimitResult,
+  type RateLimitOptions,
   type Lock,
 } from '@yesgoddess/redis'
 import { Queue, Worker } from 'bullmq'
@@ -59,6 +61,18 @@ export async function rateLimitedRoute(userId: string): Promise<Response> {
   }
   rateLimiter.setFailurePolicy('export', 'closed')
   return Response.json({ remaining: result.remaining, retryAfterMs: result.retryAfterMs })
+}
+
+// Weighted requests, the deny cache and blockUntilReady.
+export async function weightedRoute(userId: string): Promise<boolean> {
+  const options: RateLimitOptions = { cost: 5, windowSeconds: 60 }
+  const weighted: RateLimitResult = await rateLimiter.checkLimit(userId, 'export', options)
+  const cached: boolean = weighted.cached
+  const status = await rateLimiter.getStatus(userId, 'api', { cost: 2 })
+  const ready = await rateLimiter.blockUntilReady(userId, 'api', 5000, { cost: 2 })
+  const plain = await rateLimiter.blockUntilReady(userId, 'login', 1000)
+  configureRateLimiter({ denyCache: false })
+  return cached && status.allowed && ready.allowed && plain.allowed
 }
 
 // The seed's example 3, and the lower-level lock calls.
@@ -230,6 +244,10 @@ withIdempotency('k', () => 1, { fingerprint: 42 })
 RedisKeys.cache.user({ id: 1 })
 // @ts-expect-error: unknown option
 configureRedis({ urll: 'redis://x' })
+// @ts-expect-error: cost is a number
+rateLimiter.checkLimit('u', 'api', { cost: '2' })
+// @ts-expect-error: unknown limiter setting
+configureRateLimiter({ denyCashe: false })
 // @ts-expect-error: a failure policy is one of three
 rateLimiter.setFailurePolicy('api', 'sometimes')
 // @ts-expect-error: the handler needs authorize

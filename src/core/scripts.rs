@@ -9,7 +9,7 @@ pub const RELEASE_LOCK: &str = include_str!("../scripts/release_lock.lua");
 pub const ACQUIRE_LOCK: &str = include_str!("../scripts/acquire_lock.lua");
 /// Compare-and-expire of a lock (KEYS[1] lock, ARGV[1] token, ARGV[2] ms).
 pub const EXTEND_LOCK: &str = include_str!("../scripts/extend_lock.lua");
-/// The sliding-window rate limit (KEYS[1] window; ARGV limit, window ms, consume).
+/// The sliding-window rate limit (KEYS[1] window: packed slot times; ARGV limit, window ms, consume, cost).
 pub const SLIDING_WINDOW: &str = include_str!("../scripts/sliding_window.lua");
 /// Compare-and-expire of an idempotency claim (KEYS[1] record, ARGV[1] token, ARGV[2] ms).
 pub const IDEMPOTENCY_RENEW: &str = include_str!("../scripts/idempotency_renew.lua");

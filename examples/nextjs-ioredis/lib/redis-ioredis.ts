@@ -17,8 +17,8 @@ import path from 'node:path'
 // ── client.ts ────────────────────────────────────────────────────────────────
 
 interface ScriptCommands {
-  /** sliding_window.lua: "allowed remaining resetUs nowUs". */
-  slidingWindow(key: string, limit: number, windowMs: number, consume: number): Promise<string>
+  /** sliding_window.lua: "allowed remaining resetUs nowUs retryUs" (ARGV: limit, window ms, consume, cost). */
+  slidingWindow(key: string, limit: number, windowMs: number, consume: number, cost: number): Promise<string>
   /** acquire_lock.lua: the fencing token, or 0 when the lock is held. */
   acquireLock(key: string, fenceKey: string, token: string, ttlMs: number): Promise<number>
   /** release_lock.lua: 1 when the lock was ours. */
@@ -139,15 +139,28 @@ export interface RateLimitResult {
   resetInMs?: number
 }
 
+/** The options form of checkLimit (the package's: a request of `cost` slots). */
+export interface RateLimitOptions {
+  limit: number
+  windowSeconds: number
+  cost?: number
+}
+
 export const rateLimiter = {
-  /** Counts one request of `identifier` for `action` when the window has room; fail-open when Redis fails. */
-  async checkLimit(identifier: string, action: string, limit: number, windowSeconds: number): Promise<RateLimitResult> {
+  /**
+   * Counts a request of `identifier` for `action` (of `cost` slots in the options form)
+   * when the window has room; fail-open when Redis fails.
+   */
+  async checkLimit(identifier: string, action: string, limitOrOptions: number | RateLimitOptions, windowSecondsArg?: number): Promise<RateLimitResult> {
+    const options = typeof limitOrOptions === 'number' ? { limit: limitOrOptions, windowSeconds: windowSecondsArg as number, cost: 1 } : limitOrOptions
+    const { limit, windowSeconds } = options
+    const cost = options.cost ?? 1
     const windowMs = windowSeconds * 1000
     try {
-      const reply = await getRedisClient().slidingWindow(RedisKeys.ratelimit.key(action, identifier), limit, windowMs, 1)
+      const reply = await getRedisClient().slidingWindow(RedisKeys.ratelimit.key(action, identifier), limit, windowMs, 1, cost)
       const parts = reply.split(' ')
       const allowed = parts[0] === '1'
-      const resetUs = Number(parts[2])
+      const resetUs = Number(parts[allowed ? 2 : 4])
       const nowUs = Number(parts[3])
       const resetInMs = resetUs > 0 ? (resetUs - nowUs) / 1000 : windowMs
       return {
