@@ -92,6 +92,23 @@ export interface BullMqTls {
   servername?: string
 }
 
+/** One node of a cluster. */
+export interface ClusterNode {
+  /** `host:port` (after the natMap). */
+  address: string
+  /** `master` (serving slots), `replica`, or `master (no slots)`. */
+  role: string
+  /** The state of this client's connection to it (`idle` when it has none). */
+  state: string
+  /** The slot ranges it serves, `[first, last]` inclusive. */
+  slots: Array<Array<number>>
+  /** The cluster has flagged it failed. */
+  failed: boolean
+}
+
+/** The cluster's nodes, masters first; null for a single server (or a closed client). */
+export declare function clusterNodes(): Array<ClusterNode> | null
+
 /** This process's command figures since it started (or since `resetCommandMetrics`). */
 export interface CommandFigures {
   /** Commands that finished: answered, failed or timed out. */
@@ -130,6 +147,8 @@ export interface ConnectionStatus {
   reconnects: number
   /** The last connection error, with any password removed; null when none. */
   lastError?: string
+  /** On a cluster: every node of the slot map, masters first. */
+  nodes?: Array<ClusterNode>
 }
 
 /**
@@ -184,10 +203,22 @@ export declare function keyPrefix(): string
 export declare function keyScheme(): Array<KeyBuilderInfo>
 
 /**
+ * The Redis Cluster hash slot of `key` as the server sees it (with `keyPrefix`
+ * in front, and `{hash tags}` honoured).
+ */
+export declare function keySlot(key: string): number
+
+/**
  * The commands the raw client has a method for (the command table minus the
  * commands the shared connection refuses).
  */
 export declare function knownCommands(): Array<string>
+
+/** Where to connect for one announced cluster address. */
+export interface NatTarget {
+  host: string
+  port: number
+}
 
 /** A command; bulk replies as strings. */
 export declare const OP_CALL: number
@@ -197,6 +228,9 @@ export declare const OP_CALL_BUFFER: number
 
 /** Close the client gracefully. */
 export declare const OP_CLOSE: number
+
+/** A cluster's master addresses (the fan-out set); `null` for one server. */
+export declare const OP_MASTERS: number
 
 /** `SCAN` with `keyPrefix` added to the pattern and taken off the keys. */
 export declare const OP_SCAN: number
@@ -227,10 +261,18 @@ export interface RedisOptions {
   cluster?: boolean
   /** TLS settings (used with `rediss://`). */
   tls?: TlsOptions
+  /**
+   * A cluster behind NAT or in Docker: `{ 'announced-host:port': { host, port } }`,
+   * the address to connect to for each address the cluster announces.
+   */
+  natMap?: Record<string, NatTarget>
 }
 
 /** Flag: fail at once while a lost connection is re-made (the caller has a degraded answer). */
 export declare const REQUEST_DEGRADED: number
+
+/** Flag: the first argument names the node (`host:port`) the request goes to. */
+export declare const REQUEST_NODE: number
 
 /** Flag: the package's own EVALSHA, whose `NOSCRIPT` is handled (not counted as an error). */
 export declare const REQUEST_SCRIPT_PROBE: number

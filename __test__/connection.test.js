@@ -269,9 +269,13 @@ describe('closing and reuse', () => {
     expect(redis.getConnectionStatus().state).toBe('ready')
   })
 
-  test('cluster mode is refused with a clear error rather than silently ignored', async () => {
-    const client = await useRedis({ cluster: true })
-    await expect(client.ping()).rejects.toThrow(/Cluster mode/)
+  test('cluster mode against a single server fails at once with a clear error rather than a timeout', async () => {
+    const client = await useRedis({ cluster: true, commandTimeoutMs: 5000 })
+    const started = Date.now()
+    const error = await client.ping().catch((e) => e)
+    expect(error.message).toMatch(/Cluster mode is on .* is not a cluster node .*cluster support disabled/)
+    expect(error.code).toBe('EUSAGE')
+    expect(Date.now() - started).toBeLessThan(2000)
     await useRedis()
   })
 })
@@ -365,7 +369,7 @@ describe('entry points and environment', () => {
     )
   })
 
-  test('REDIS_KEY_PREFIX prefixes every key, REDIS_CLUSTER=true is refused clearly', async () => {
+  test('REDIS_KEY_PREFIX prefixes every key, REDIS_CLUSTER=true against one server is refused clearly', async () => {
     const inspector = new Redis(process.env.REDIS_URL)
     try {
       const prefixed = await runNode(
@@ -378,7 +382,7 @@ describe('entry points and environment', () => {
         `const r = require('.'); r.getRedisClient().ping().catch((e) => console.log(e.message))`,
         { env: { REDIS_CLUSTER: 'true' } },
       )
-      expect(cluster.stdout).toMatch(/Cluster mode .* not available/)
+      expect(cluster.stdout).toMatch(/Cluster mode is on .* is not a cluster node/)
     } finally {
       inspector.disconnect()
     }

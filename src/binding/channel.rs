@@ -44,12 +44,18 @@ pub const OP_SCAN: i32 = request::OP_SCAN;
 /// Close the client gracefully.
 #[napi]
 pub const OP_CLOSE: i32 = request::OP_CLOSE;
+/// A cluster's master addresses (the fan-out set); `null` for one server.
+#[napi]
+pub const OP_MASTERS: i32 = request::OP_MASTERS;
 /// Flag: fail at once while a lost connection is re-made (the caller has a degraded answer).
 #[napi]
 pub const REQUEST_DEGRADED: i32 = request::REQUEST_DEGRADED;
 /// Flag: the package's own EVALSHA, whose `NOSCRIPT` is handled (not counted as an error).
 #[napi]
 pub const REQUEST_SCRIPT_PROBE: i32 = request::REQUEST_SCRIPT_PROBE;
+/// Flag: the first argument names the node (`host:port`) the request goes to.
+#[napi]
+pub const REQUEST_NODE: i32 = request::REQUEST_NODE;
 
 // The drain's value types and failure kinds, for the JS layer (one source:
 // these constants; `ValueType` and `FailureKind` are checked against them).
@@ -152,8 +158,19 @@ impl Channel {
     let meta = unsafe { int32_slice(raw_env, meta.raw(), count as usize)? };
     let mut scratch = self.scratch.lock().unwrap();
     let (units, args, wire) = &mut *scratch;
-    // SAFETY: `text` is an argument of this call; read_utf16 checks it is a string.
-    unsafe { read_utf16(raw_env, text.raw(), units)? };
+    args.clear();
+    units.clear();
+    // The common case: the whole text is ASCII, read once as bytes into the
+    // arena, and every string argument is a range of it (no copy). Otherwise
+    // it is read as UTF-16 and each argument converted (lone surrogates refused).
+    // SAFETY: `text` is an argument of this call; both readers check it is a string.
+    let ascii = unsafe { read_ascii(raw_env, text.raw(), &mut args.bytes)? };
+    if !ascii {
+      // SAFETY: as above.
+      unsafe { read_utf16(raw_env, text.raw(), units)? };
+    }
+    let text_len = if ascii { args.bytes.len() } else { units.len() };
+    let shared = args.bytes.len();
     let buffers = buffers.raw();
 
     let mut submission = Submission::begin(&self.inner, wire);
@@ -163,12 +180,14 @@ impl Channel {
       let (id, code, argc) = (meta[i] as u32, meta[i + 1], meta[i + 2].max(0) as usize);
       let lens = &meta[(i + 3).min(meta.len())..(i + 3 + argc).min(meta.len())];
       i += 3 + argc;
-      args.clear();
+      args.next_request(shared);
       let mut malformed = None;
       for &len in lens {
         if len >= 0 {
-          let end = (text_pos + len as usize).min(units.len());
-          if let Err(failure) = args.push_utf16(&units[text_pos..end]) {
+          let end = (text_pos + len as usize).min(text_len);
+          if ascii {
+            args.push_range(text_pos..end);
+          } else if let Err(failure) = args.push_utf16(&units[text_pos..end]) {
             malformed = Some(failure);
           }
           text_pos = end;
@@ -184,6 +203,17 @@ impl Channel {
       }
     }
     submission.finish();
+    // A huge submit (a value of many MiB) does not keep its scratch space for good.
+    const KEEP: usize = 4 << 20;
+    if args.bytes.capacity() > KEEP {
+      args.bytes = Vec::new();
+    }
+    if units.capacity() > KEEP {
+      *units = Vec::new();
+    }
+    if wire.capacity() > KEEP {
+      *wire = Vec::new();
+    }
     Ok(())
   }
 
@@ -216,7 +246,7 @@ impl Channel {
     }
     Some(SocketReader {
       conn,
-      owner: Arc::clone(client.link()) as Arc<dyn Owner>,
+      owner: Arc::clone(client.link()?) as Arc<dyn Owner>,
       channel: Arc::clone(&self.inner),
       fd,
     })
@@ -438,6 +468,41 @@ unsafe fn buffer_slice_mut<'a>(env: sys::napi_env, value: sys::napi_value) -> Re
   })
 }
 
+/// Reads a JS string as UTF-8 into `out` (reusing its allocation) and tells
+/// whether it is all ASCII; when it is not, `out` is left empty. Every UTF-16
+/// unit that is not ASCII becomes at least two bytes (a lone surrogate three,
+/// as U+FFFD), so the string is ASCII exactly when it has as many bytes as units.
+// SAFETY: callers pass the env of the N-API call in progress and values of it; nothing returned outlives that call.
+unsafe fn read_ascii(env: sys::napi_env, value: sys::napi_value, out: &mut Vec<u8>) -> Result<bool> {
+  let mut units = 0usize;
+  check(sys::napi_get_value_string_utf16(
+    env,
+    value,
+    ptr::null_mut(),
+    0,
+    &mut units,
+  ))?;
+  out.clear();
+  // At most three bytes per unit, and the terminating NUL.
+  let capacity = units * 3 + 1;
+  out.reserve(capacity);
+  let mut written = 0usize;
+  check(sys::napi_get_value_string_utf8(
+    env,
+    value,
+    out.as_mut_ptr().cast(),
+    capacity,
+    &mut written,
+  ))?;
+  out.set_len(written.min(capacity - 1));
+  if out.len() == units {
+    Ok(true)
+  } else {
+    out.clear();
+    Ok(false)
+  }
+}
+
 /// Reads a JS string as UTF-16 into `out` (reusing its allocation).
 // SAFETY: callers pass the env of the N-API call in progress and values of it; nothing returned outlives that call.
 unsafe fn read_utf16(env: sys::napi_env, value: sys::napi_value, out: &mut Vec<u16>) -> Result<()> {
@@ -614,6 +679,9 @@ unsafe fn event_to_js(env: sys::napi_env, event: &RedisEvent) -> Result<sys::nap
   }
   if let Some(delay) = event.delay_ms {
     set("delayMs", number_to_js(env, delay as f64)?)?;
+  }
+  if let Some(node) = &event.node {
+    set("node", string_to_js(env, node.as_bytes())?)?;
   }
   Ok(object)
 }

@@ -41,6 +41,17 @@ pub struct RedisOptions {
   pub cluster: Option<bool>,
   /// TLS settings (used with `rediss://`).
   pub tls: Option<TlsOptions>,
+  /// A cluster behind NAT or in Docker: `{ 'announced-host:port': { host, port } }`,
+  /// the address to connect to for each address the cluster announces.
+  pub nat_map: Option<std::collections::HashMap<String, NatTarget>>,
+}
+
+/// Where to connect for one announced cluster address.
+#[napi(object)]
+#[derive(Clone, Debug)]
+pub struct NatTarget {
+  pub host: String,
+  pub port: u32,
 }
 
 impl From<RedisOptions> for config::Options {
@@ -58,6 +69,12 @@ impl From<RedisOptions> for config::Options {
         ca_file: t.ca_file,
         reject_unauthorized: t.reject_unauthorized,
         servername: t.servername,
+      }),
+      nat_map: o.nat_map.map(|map| {
+        map
+          .into_iter()
+          .map(|(from, to)| (from, to.host, u16::try_from(to.port).unwrap_or(0)))
+          .collect()
       }),
     }
   }
@@ -87,6 +104,44 @@ pub struct ConnectionStatus {
   pub reconnects: u32,
   /// The last connection error, with any password removed; null when none.
   pub last_error: Option<String>,
+  /// On a cluster: every node of the slot map, masters first.
+  pub nodes: Option<Vec<ClusterNode>>,
+}
+
+/// One node of a cluster.
+#[napi(object)]
+pub struct ClusterNode {
+  /// `host:port` (after the natMap).
+  pub address: String,
+  /// `master` (serving slots), `replica`, or `master (no slots)`.
+  pub role: String,
+  /// The state of this client's connection to it (`idle` when it has none).
+  pub state: String,
+  /// The slot ranges it serves, `[first, last]` inclusive.
+  pub slots: Vec<Vec<u32>>,
+  /// The cluster has flagged it failed.
+  pub failed: bool,
+}
+
+fn cluster_nodes_of(cluster: &crate::core::cluster::router::Cluster) -> Vec<ClusterNode> {
+  cluster
+    .nodes()
+    .into_iter()
+    .map(|n| ClusterNode {
+      address: n.address,
+      role: n.role.to_string(),
+      state: n.state.to_string(),
+      slots: n.slots.iter().map(|&(a, b)| vec![a as u32, b as u32]).collect(),
+      failed: n.failed,
+    })
+    .collect()
+}
+
+/// The cluster's nodes, masters first; null for a single server (or a closed client).
+#[napi]
+pub fn cluster_nodes() -> Option<Vec<ClusterNode>> {
+  let client = client::existing()?;
+  Some(cluster_nodes_of(client.cluster()?))
 }
 
 /// The client's connection status (`idle` before the first command, `closed`
@@ -100,12 +155,14 @@ pub fn connection_status() -> ConnectionStatus {
         state: s.state.to_string(),
         reconnects: s.reconnects as u32,
         last_error: s.last_error,
+        nodes: c.cluster().map(|cluster| cluster_nodes_of(cluster)),
       }
     }
     None => ConnectionStatus {
       state: "idle".into(),
       reconnects: 0,
       last_error: None,
+      nodes: None,
     },
   }
 }

@@ -109,3 +109,11 @@ pub fn fencing_key(key: String) -> Result<String> {
 pub fn counter_series_key(metric_key: String) -> Result<String> {
   keyscheme::counter_series_key_for(&metric_key).map_err(js_error)
 }
+
+/// The Redis Cluster hash slot of `key` as the server sees it (with `keyPrefix`
+/// in front, and `{hash tags}` honoured).
+#[napi]
+pub fn key_slot(key: String) -> Result<u32> {
+  let prefix = client::key_prefix().map_err(js_error)?;
+  Ok(crate::core::cluster::slot::key_slot_parts(&[&prefix, key.as_bytes()]) as u32)
+}

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use once_cell::sync::Lazy;
 
+use super::cluster::router::Cluster;
 use super::config::{password_of, ClientConfig, Options};
 use super::connection::Pending;
 use super::error::{register_secret, Failure, FailureKind};
@@ -16,53 +17,81 @@ pub use super::runtime::RUNTIME;
 
 pub struct Client {
   pub config: Arc<ClientConfig>,
-  /// The one link of a single server.
-  link: Arc<Link>,
+  topology: Topology,
   /// Requests submitted and not yet settled, over every link.
   requests: Arc<Requests>,
 }
 
+/// One server, or a cluster.
+enum Topology {
+  Single(Arc<Link>),
+  Cluster(Arc<Cluster>),
+}
+
 impl Client {
   pub fn new(config: ClientConfig) -> Result<Arc<Self>, Failure> {
-    if config.cluster {
-      return Err(Failure::new(
-        FailureKind::Invalid,
-        "Redis Cluster mode (cluster: true / REDIS_CLUSTER=true) is not available in this version yet",
-      ));
-    }
     let config = Arc::new(config);
-    let endpoint = Endpoint::from_config(&config)?;
     let requests = Arc::new(Requests::default());
-    let link = Link::new(Arc::clone(&config), endpoint, Arc::clone(&requests));
-    Ok(Arc::new(Self { config, link, requests }))
+    let topology = if config.cluster {
+      Topology::Cluster(Cluster::new(Arc::clone(&config), Arc::clone(&requests))?)
+    } else {
+      let endpoint = Endpoint::from_config(&config)?;
+      Topology::Single(Link::new(Arc::clone(&config), endpoint, Arc::clone(&requests)))
+    };
+    Ok(Arc::new(Self {
+      config,
+      topology,
+      requests,
+    }))
   }
 
   pub fn status(&self) -> Status {
-    self.link.status()
+    match &self.topology {
+      Topology::Single(link) => link.status(),
+      Topology::Cluster(cluster) => cluster.status(),
+    }
   }
 
   pub fn is_closed(&self) -> bool {
-    self.link.is_closed()
+    match &self.topology {
+      Topology::Single(link) => link.is_closed(),
+      Topology::Cluster(cluster) => cluster.is_closed(),
+    }
   }
 
-  /// True while a lost connection is being made again (not before the first one).
+  /// True while a lost connection is being made again (not before the first
+  /// one). On a cluster each request's node decides (see `Cluster`).
   pub fn is_reconnecting(&self) -> bool {
-    self.link.is_reconnecting()
+    self.link().is_some_and(|link| link.is_reconnecting())
   }
 
   /// The failure a degraded request gets at once while the connection is re-made.
   pub fn reconnecting_failure(&self) -> Failure {
-    self.link.reconnecting_failure()
+    match self.link() {
+      Some(link) => link.reconnecting_failure(),
+      None => Failure::new(FailureKind::Connection, "Redis is unreachable (reconnecting)"),
+    }
   }
 
-  /// The connection, when it is up (the synchronous send path).
+  /// The connection of a single server, when it is up (the synchronous send path).
   pub fn ready_fast(&self) -> Option<Transport> {
-    self.link.ready_fast()
+    self.link().and_then(|link| link.ready_fast())
   }
 
-  /// The link a connection of this client reports to (its `Owner`).
-  pub fn link(&self) -> &Arc<Link> {
-    &self.link
+  /// The one link of a single server (`None` on a cluster).
+  pub fn link(&self) -> Option<&Arc<Link>> {
+    match &self.topology {
+      Topology::Single(link) => Some(link),
+      Topology::Cluster(_) => None,
+    }
+  }
+
+  /// The cluster, when the client talks to one.
+  pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+    match &self.topology {
+      Topology::Single(_) => None,
+      Topology::Cluster(cluster) => Some(cluster),
+    }
   }
 
   /// Sends requests that were made while no connection was ready (see `Link::send_later`).
@@ -73,9 +102,10 @@ impl Client {
     deadline: tokio::time::Instant,
     degraded: bool,
   ) {
-    Arc::clone(&self.link)
-      .send_later(bytes, pending, deadline, degraded)
-      .await
+    match &self.topology {
+      Topology::Single(link) => Arc::clone(link).send_later(bytes, pending, deadline, degraded).await,
+      Topology::Cluster(cluster) => cluster.send_later(pending, degraded),
+    }
   }
 
   /// Counts `n` requests in flight (for the graceful close).
@@ -89,7 +119,16 @@ impl Client {
       .requests
       .drained(Instant::now() + self.config.command_timeout)
       .await;
-    self.link.close();
+    match &self.topology {
+      Topology::Single(link) => link.close(),
+      Topology::Cluster(cluster) => {
+        let was_open = !cluster.is_closed();
+        cluster.close();
+        if was_open {
+          super::reply::broadcast(super::events::RedisEvent::simple("end"));
+        }
+      }
+    }
   }
 }
 

@@ -26,6 +26,8 @@ pub struct Options {
   pub retry_max_delay_ms: Option<u32>,
   pub cluster: Option<bool>,
   pub tls: Option<TlsOptions>,
+  /// `announced host:port` → `(host, port)` to connect to (clusters behind NAT).
+  pub nat_map: Option<Vec<(String, String, u16)>>,
 }
 
 /// Bad input (a `TypeError` in JS).
@@ -44,6 +46,10 @@ pub struct ClientConfig {
   pub retry_base_delay: Duration,
   pub retry_max_delay: Duration,
   pub cluster: bool,
+  /// A cluster's seed nodes (`host:port`): `REDIS_CLUSTER_NODES`, else the URL's host.
+  pub cluster_nodes: Vec<String>,
+  /// Announced `host:port` → the address to connect to, sorted.
+  pub nat_map: Vec<(String, String, u16)>,
   pub tls_ca_file: Option<String>,
   pub tls_reject_unauthorized: bool,
   pub tls_servername: Option<String>,
@@ -95,6 +101,37 @@ impl ClientConfig {
       return Err(invalid("retryMaxDelayMs must not be smaller than retryBaseDelayMs"));
     }
     let tls = options.tls.clone().unwrap_or_default();
+    let cluster_nodes: Vec<String> = env_nonempty("REDIS_CLUSTER_NODES")
+      .map(|nodes| {
+        nodes
+          .split(',')
+          .map(|n| n.trim().to_string())
+          .filter(|n| !n.is_empty())
+          .collect()
+      })
+      .unwrap_or_default();
+    for node in &cluster_nodes {
+      let port_ok = node
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0));
+      if !port_ok {
+        return Err(invalid(format!(
+          "REDIS_CLUSTER_NODES must be host:port,host:port (got {node:?})"
+        )));
+      }
+    }
+    let mut nat_map = options.nat_map.clone().unwrap_or_default();
+    for (from, host, port) in &nat_map {
+      let from_ok = from
+        .rsplit_once(':')
+        .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok_and(|p| p > 0));
+      if !from_ok || host.is_empty() || *port == 0 {
+        return Err(invalid(format!(
+          "natMap entries are {{ 'host:port': {{ host, port }} }} (got {from:?} → {host}:{port})"
+        )));
+      }
+    }
+    nat_map.sort();
     Ok(Self {
       url,
       key_prefix,
@@ -104,6 +141,8 @@ impl ClientConfig {
       retry_base_delay,
       retry_max_delay,
       cluster,
+      cluster_nodes,
+      nat_map,
       tls_ca_file: tls.ca_file,
       tls_reject_unauthorized: tls.reject_unauthorized.unwrap_or(true),
       tls_servername: tls.servername,

@@ -26,6 +26,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::error::{Failure, FailureKind};
+use super::gather::Gather;
 use super::metrics;
 use super::reply::{ReplyMode, ReplyQueue, Staged};
 use super::resp::{self, Frame};
@@ -42,6 +43,17 @@ pub trait Owner: Send + Sync + 'static {
   fn settled(&self, n: usize);
   /// Connection `generation` is gone (its requests are already failed).
   fn lost(&self, generation: u64, failure: &Failure);
+  /// A cluster request was answered with `reply`, a redirect or a retry
+  /// (`is_cluster_retry`): it did not run. Its owner sends it on within its
+  /// deadline; by default it fails with the reply.
+  fn rerouted(&self, pending: Pending, reply: &str) {
+    let mut staged = Staged::default();
+    let settled = pending.fail(&Failure::new(FailureKind::Reply, reply), &mut staged);
+    staged.deliver();
+    if settled {
+      self.settled(1);
+    }
+  }
 }
 
 /// A command name kept inline for the timeout message.
@@ -78,9 +90,50 @@ pub struct Pending {
   /// The package's own EVALSHA, which falls back to EVAL itself: a `NOSCRIPT`
   /// reply is handled, not an error of the application's.
   pub probe: bool,
+  /// On a cluster: what its owner needs to send it on after a redirect.
+  pub route: Option<Box<Routed>>,
+}
+
+/// A cluster request's bookkeeping: its bytes (to write again to another
+/// node after `MOVED`, `ASK`, `TRYAGAIN` or `CLUSTERDOWN` — replies that mean
+/// the command did not run), its slot, and the split command it is a part of.
+pub struct Routed {
+  pub bytes: Vec<u8>,
+  /// The hash slot of its keys; `None` for a command without keys.
+  pub slot: Option<u16>,
+  /// Redirects and retries so far.
+  pub hops: u8,
+  /// Part `.1` of a split multi-key command.
+  pub part: Option<(Arc<Gather>, usize)>,
+  /// Sent to this node (`host:port`) whatever the slot map says: a fan-out
+  /// request, or one an `ASK` redirect sends on (then with `asking`).
+  pub node: Option<String>,
+  /// Preceded by `ASKING` (the slot is being imported by `node`).
+  pub asking: bool,
+}
+
+/// Whether an error reply to a cluster request means it did not run and can
+/// be sent on: a redirect, or a cluster that is reconfiguring.
+pub fn is_cluster_retry(error: &[u8]) -> bool {
+  [&b"MOVED "[..], b"ASK ", b"TRYAGAIN", b"CLUSTERDOWN"]
+    .iter()
+    .any(|p| error.starts_with(p))
 }
 
 impl Pending {
+  /// Stages `failure` for this request (for the whole split command, if it is
+  /// a part). Returns true when a caller's request was settled by it.
+  pub fn fail(&self, failure: &Failure, staged: &mut Staged) -> bool {
+    match self.route.as_ref().and_then(|r| r.part.as_ref()) {
+      Some((gather, _)) => gather.fail(failure, staged),
+      None if self.mode == ReplyMode::Discard => false,
+      None => {
+        staged.failure(&self.channel, self.id, failure);
+        true
+      }
+    }
+  }
+
   /// Whether `reply` counts as a failed command in this process's figures.
   pub fn counts_as_error(&self, error_text: Option<&[u8]>) -> bool {
     match error_text {
@@ -235,6 +288,118 @@ fn judge_step(step: Step, text: &str, db: i64) -> Result<Option<String>, Failure
   }
 }
 
+/// A socket that passed the handshakes (TLS, then Redis's).
+struct Opened {
+  stream: TcpStream,
+  tls: Option<rustls::ClientConnection>,
+  refused: Vec<(&'static str, String)>,
+  /// The raw reply to the command sent after the handshake, if one was.
+  reply: Option<Vec<u8>>,
+}
+
+/// Connects, runs the TLS handshake for `rediss://` and Redis's own
+/// (`AUTH`, `SELECT`, `CLIENT SETNAME`, `PING`), and sends `then` after it when given.
+async fn open(
+  host: &str,
+  port: u16,
+  handshake: &Handshake,
+  tls_settings: Option<&TlsSettings>,
+  then: Option<&[&[u8]]>,
+) -> Result<Opened, Failure> {
+  let peer = format!("{host}:{port}");
+  let io = |e: std::io::Error| Failure::new(FailureKind::Connection, format!("{e} ({host}:{port})"));
+  let stream = TcpStream::connect((host, port)).await.map_err(io)?;
+  stream.set_nodelay(true).map_err(io)?;
+  let tls_conn = match tls_settings {
+    Some(settings) => {
+      let mut conn = settings.client()?;
+      tls::handshake(&stream, &mut conn, &peer).await?;
+      Some(conn)
+    }
+    None => None,
+  };
+  let mut hs = HandshakeIo {
+    stream: &stream,
+    tls: tls_conn,
+    peer: &peer,
+  };
+
+  let mut hello = Vec::new();
+  let mut expected = Vec::new();
+  if let Some(password) = &handshake.password {
+    match &handshake.username {
+      Some(user) => resp::write_command(&mut hello, &[b"AUTH", user.as_bytes(), password.as_bytes()]),
+      None => resp::write_command(&mut hello, &[b"AUTH", password.as_bytes()]),
+    }
+    expected.push(Step::Auth);
+  }
+  if handshake.db != 0 {
+    resp::write_command(&mut hello, &[b"SELECT", handshake.db.to_string().as_bytes()]);
+    expected.push(Step::Select);
+  }
+  if handshake.set_name {
+    resp::write_command(&mut hello, &[b"CLIENT", b"SETNAME", b"yesgoddess-redis"]);
+    expected.push(Step::Name);
+  }
+  resp::write_command(&mut hello, &[b"PING"]);
+  expected.push(Step::Ping);
+  if let Some(command) = then {
+    resp::write_command(&mut hello, command);
+  }
+  hs.write_all(&hello).await?;
+
+  let wanted = expected.len() + usize::from(then.is_some());
+  let mut buf = Vec::with_capacity(512);
+  let mut at = 0;
+  let mut answered = 0;
+  let mut refused = Vec::new();
+  let mut reply = None;
+  while answered < wanted {
+    if !hs.read_more(&mut buf).await? {
+      return Err(Failure::new(
+        FailureKind::Connection,
+        "Redis closed the connection during the handshake",
+      ));
+    }
+    while answered < wanted {
+      let parsed = resp::parse_frame(&buf, at).map_err(|e| Failure::new(FailureKind::Connection, e.0))?;
+      let Some((frame, next)) = parsed else { break };
+      if answered == expected.len() {
+        reply = Some(buf[at..next].to_vec());
+      } else if let Frame::Error(range) = frame {
+        let text = String::from_utf8_lossy(&buf[range]).into_owned();
+        let step = expected[answered];
+        if let Some(reason) = judge_step(step, &text, handshake.db)? {
+          refused.push((step.name(), reason));
+        }
+      }
+      answered += 1;
+      at = next;
+    }
+  }
+  let tls = hs.tls.take();
+  Ok(Opened {
+    stream,
+    tls,
+    refused,
+    reply,
+  })
+}
+
+/// One command on a connection of its own (connected, handshaken, then
+/// closed): its raw reply. For what the fast path cannot carry, such as the
+/// cluster's topology queries.
+pub async fn query(
+  host: &str,
+  port: u16,
+  handshake: &Handshake,
+  tls_settings: Option<&TlsSettings>,
+  command: &[&[u8]],
+) -> Result<Vec<u8>, Failure> {
+  let opened = open(host, port, handshake, tls_settings, Some(command)).await?;
+  Ok(opened.reply.unwrap_or_default())
+}
+
 impl FastConn {
   /// Connects (with the TLS handshake for `rediss://`), authenticates and
   /// selects the database, then starts the reader.
@@ -246,72 +411,9 @@ impl FastConn {
     owner: Arc<dyn Owner>,
     generation: u64,
   ) -> Result<Connected, Failure> {
-    let peer = format!("{host}:{port}");
     let io = |e: std::io::Error| Failure::new(FailureKind::Connection, format!("{e} ({host}:{port})"));
-    let stream = TcpStream::connect((host, port)).await.map_err(io)?;
-    stream.set_nodelay(true).map_err(io)?;
-    let tls_conn = match tls_settings {
-      Some(settings) => {
-        let mut conn = settings.client()?;
-        tls::handshake(&stream, &mut conn, &peer).await?;
-        Some(conn)
-      }
-      None => None,
-    };
-    let mut hs = HandshakeIo {
-      stream: &stream,
-      tls: tls_conn,
-      peer: &peer,
-    };
-
-    let mut hello = Vec::new();
-    let mut expected = Vec::new();
-    if let Some(password) = &handshake.password {
-      match &handshake.username {
-        Some(user) => resp::write_command(&mut hello, &[b"AUTH", user.as_bytes(), password.as_bytes()]),
-        None => resp::write_command(&mut hello, &[b"AUTH", password.as_bytes()]),
-      }
-      expected.push(Step::Auth);
-    }
-    if handshake.db != 0 {
-      resp::write_command(&mut hello, &[b"SELECT", handshake.db.to_string().as_bytes()]);
-      expected.push(Step::Select);
-    }
-    if handshake.set_name {
-      resp::write_command(&mut hello, &[b"CLIENT", b"SETNAME", b"yesgoddess-redis"]);
-      expected.push(Step::Name);
-    }
-    resp::write_command(&mut hello, &[b"PING"]);
-    expected.push(Step::Ping);
-    hs.write_all(&hello).await?;
-
-    let mut buf = Vec::with_capacity(512);
-    let mut at = 0;
-    let mut answered = 0;
-    let mut refused = Vec::new();
-    while answered < expected.len() {
-      if !hs.read_more(&mut buf).await? {
-        return Err(Failure::new(
-          FailureKind::Connection,
-          "Redis closed the connection during the handshake",
-        ));
-      }
-      while answered < expected.len() {
-        let parsed = resp::parse_frame(&buf, at).map_err(|e| Failure::new(FailureKind::Connection, e.0))?;
-        let Some((frame, next)) = parsed else { break };
-        if let Frame::Error(range) = frame {
-          let text = String::from_utf8_lossy(&buf[range]).into_owned();
-          let step = expected[answered];
-          if let Some(reason) = judge_step(step, &text, handshake.db)? {
-            refused.push((step.name(), reason));
-          }
-        }
-        answered += 1;
-        at = next;
-      }
-    }
-
-    let tls_conn = hs.tls.take();
+    let opened = open(host, port, handshake, tls_settings, None).await?;
+    let (stream, tls_conn, refused) = (opened.stream, opened.tls, opened.refused);
     // The socket leaves tokio's reactor here: the reader registers it again
     // only while it reads itself (see `read_loop`), the flusher only while a
     // backlog waits, so a socket the JS thread reads never wakes this thread.
@@ -496,10 +598,11 @@ impl FastConn {
           timeout.as_millis()
         ),
       );
-      staged.failure(&pending.channel, pending.id, &failure);
-      metrics::record(timeout, true);
+      if pending.fail(&failure, staged) {
+        metrics::record(timeout, true);
+        expired += 1;
+      }
       in_flight.timed_out_at_front += 1;
-      expired += 1;
     }
     expired
   }
@@ -548,6 +651,7 @@ impl FastConn {
       }
     }
     let mut settled = 0;
+    let mut rerouted: Vec<(Pending, String)> = Vec::new();
     if !frames.is_empty() {
       // Take as many requests from the FIFO in one short lock (writers use it too).
       let owners: Vec<Pending> = {
@@ -568,20 +672,38 @@ impl FastConn {
       let now = Instant::now();
       let timeout = owner.command_timeout();
       for (frame, pending) in frames.into_iter().zip(owners) {
-        if !pending.timed_out {
-          let latency = now.saturating_duration_since(pending.deadline - timeout);
-          let error_text = match &frame {
-            Frame::Error(range) => Some(&state.buf[range.clone()]),
-            _ => None,
-          };
-          metrics::record(latency, pending.counts_as_error(error_text));
-          staged.reply(&pending.channel, pending.id, pending.mode, &state.buf, frame);
-          settled += 1;
+        if pending.timed_out || pending.mode == ReplyMode::Discard {
+          continue;
         }
+        let error_text = match &frame {
+          Frame::Error(range) => Some(&state.buf[range.clone()]),
+          _ => None,
+        };
+        if let Some(route) = &pending.route {
+          if let Some(text) = error_text.filter(|t| is_cluster_retry(t)) {
+            rerouted.push((pending, String::from_utf8_lossy(text).into_owned()));
+            continue;
+          }
+          if let Some((gather, index)) = &route.part {
+            let failed = pending.counts_as_error(error_text);
+            if gather.reply(*index, frame, &state.buf, &mut staged) {
+              metrics::record(now.saturating_duration_since(pending.deadline - timeout), failed);
+              settled += 1;
+            }
+            continue;
+          }
+        }
+        let latency = now.saturating_duration_since(pending.deadline - timeout);
+        metrics::record(latency, pending.counts_as_error(error_text));
+        staged.reply(&pending.channel, pending.id, pending.mode, &state.buf, frame);
+        settled += 1;
       }
       staged.deliver();
     }
     owner.settled(settled);
+    for (pending, reply) in rerouted {
+      owner.rerouted(pending, &reply);
+    }
     if state.start == state.buf.len() {
       state.buf.clear();
       state.start = 0;
@@ -605,12 +727,11 @@ impl FastConn {
       let mut failed = 0;
       let now = Instant::now();
       for pending in in_flight.queue.drain(..) {
-        if !pending.timed_out {
+        if !pending.timed_out && pending.fail(failure, &mut staged) {
           metrics::record(
             now.saturating_duration_since(pending.deadline - owner.command_timeout()),
             true,
           );
-          staged.failure(&pending.channel, pending.id, failure);
           failed += 1;
         }
       }
@@ -953,6 +1074,7 @@ mod tests {
       deadline: Instant::now() + Duration::from_millis(300),
       timed_out: false,
       probe: false,
+      route: None,
     }
   }
 

@@ -8,6 +8,8 @@ pub struct RedisEvent {
   pub error: Option<String>,
   pub attempt: Option<u32>,
   pub delay_ms: Option<u32>,
+  /// On a cluster: the node (`host:port`) the event is about.
+  pub node: Option<String>,
 }
 
 impl RedisEvent {
@@ -17,6 +19,7 @@ impl RedisEvent {
       error: None,
       attempt: None,
       delay_ms: None,
+      node: None,
     }
   }
 
@@ -26,6 +29,7 @@ impl RedisEvent {
       error: Some(super::error::redact(message)),
       attempt: None,
       delay_ms: None,
+      node: None,
     }
   }
 
@@ -35,6 +39,13 @@ impl RedisEvent {
       error: None,
       attempt: Some(attempt),
       delay_ms: Some(delay.as_millis() as u32),
+      node: None,
     }
+  }
+
+  /// The same event, about `node` (when it is set).
+  pub fn about(mut self, node: Option<&str>) -> Self {
+    self.node = node.map(str::to_string);
+    self
   }
 }

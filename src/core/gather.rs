@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use redis::Value;
 
-use super::cluster::command::{Merged, MergeError, PartReply, SplitPlan};
+use super::cluster::command::{MergeError, Merged, PartReply, SplitPlan};
 use super::error::{Failure, FailureKind};
 use super::reply::{Extra, ReplyMode, ReplyQueue, Staged};
 use super::resp::Frame;
@@ -44,10 +44,6 @@ impl Gather {
         settled: false,
       }),
     })
-  }
-
-  pub fn plan(&self) -> &SplitPlan {
-    &self.plan
   }
 
   /// Part `index` answered `frame` (its bytes in `buf`). Returns true when this
@@ -89,7 +85,10 @@ impl Gather {
       Err(error) => {
         let message = match error {
           MergeError::Shape { part, slot, expected } => {
-            format!("{}: part {part} (slot {slot}) did not answer {expected}", self.plan.command)
+            format!(
+              "{}: part {part} (slot {slot}) did not answer {expected}",
+              self.plan.command
+            )
           }
           MergeError::Count { expected, got } => format!("{}: {got} of {expected} parts answered", self.plan.command),
           MergeError::Part { part, slot, .. } => format!("{}: part {part} (slot {slot}) failed", self.plan.command),

@@ -318,24 +318,13 @@ pub fn build_key(index: usize, ids: [IdArg; 2]) -> Result<String, Failure> {
   Ok(key)
 }
 
-/// Whether `key` has a Redis Cluster hash tag (`{…}` with something inside).
-fn has_hash_tag(key: &[u8]) -> bool {
-  match key.iter().position(|&b| b == b'{') {
-    Some(open) => match key[open + 1..].iter().position(|&b| b == b'}') {
-      Some(len) => len > 0,
-      None => false,
-    },
-    None => false,
-  }
-}
-
 /// The fencing counter's key for a lock key, in the lock's hash slot as the
 /// server sees it (after `prefix`): `key:fence` when the key already has a
 /// hash tag, else `{prefix+key}:fence` (the tag is the whole wire key).
 pub fn fencing_key_for(prefix: &[u8], key: &str) -> String {
   let mut wire = prefix.to_vec();
   wire.extend_from_slice(key.as_bytes());
-  if has_hash_tag(&wire) {
+  if super::cluster::slot::hash_tag(&wire).is_some() {
     format!("{key}:fence")
   } else {
     format!("{{{}}}:fence", String::from_utf8_lossy(&wire))

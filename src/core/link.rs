@@ -22,10 +22,19 @@ use super::connection::{FastConn, Handshake, Owner, Pending};
 use super::error::{register_secret, Failure, FailureKind};
 use super::events::RedisEvent;
 use super::metrics;
-use super::reply::broadcast as emit;
+use super::reply::broadcast;
 use super::reply::Staged;
 use super::runtime::RUNTIME;
 use super::tls::TlsSettings;
+
+/// The owner of a cluster's links: told of requests that a node redirected
+/// (`MOVED`, `ASK`) or asked to retry (`TRYAGAIN`, `CLUSTERDOWN`), and of lost
+/// connections (a node may have failed over).
+pub trait Router: Send + Sync {
+  /// `pending` was answered `reply` by the node at `from`.
+  fn rerouted(&self, pending: Pending, reply: &str, from: &str);
+  fn link_lost(&self, address: &str);
+}
 
 /// Requests submitted and not yet settled, over every link of a client (for
 /// the graceful close, which waits for them).
@@ -69,13 +78,13 @@ pub type Transport = Arc<FastConn>;
 /// Where to connect and how to introduce ourselves, from the URL (parsed once,
 /// by redis-rs: the one place it still earns its keep).
 pub struct Endpoint {
-  host: String,
-  port: u16,
-  username: Option<String>,
-  password: Option<String>,
-  db: i64,
+  pub host: String,
+  pub port: u16,
+  pub username: Option<String>,
+  pub password: Option<String>,
+  pub db: i64,
   /// Present for `rediss://`.
-  tls: Option<TlsSettings>,
+  pub tls: Option<TlsSettings>,
 }
 
 /// Where the connection is, as `getConnectionStatus().state` tells it.
@@ -115,6 +124,9 @@ pub struct Link {
   attempt_now: tokio::sync::Notify,
   /// The server refused `CLIENT SETNAME` once: reported, and not asked again.
   name_refused: AtomicBool,
+  /// On a cluster: this node's address (events name it) and the router.
+  label: Option<String>,
+  router: Option<std::sync::Weak<dyn Router>>,
 }
 
 /// While requests wait for a connection, reconnect attempts are at most this
@@ -146,6 +158,34 @@ pub struct Status {
 }
 
 impl Endpoint {
+  /// A cluster node's endpoint: `host:port` with the URL's credentials and the
+  /// client's TLS settings (the certificate checked against `host`, or
+  /// `tls.servername`). A cluster has one database, 0.
+  pub fn for_node(config: &ClientConfig, host: &str, port: u16) -> Result<Self, Failure> {
+    let base = Self::from_config(config)?;
+    let tls = if config.is_tls() {
+      let insecure = matches!(
+        connection_info(&config.url)?.addr(),
+        redis::ConnectionAddr::TcpTls { insecure: true, .. }
+      );
+      Some(TlsSettings::new(
+        host,
+        config.tls_ca_file.as_deref(),
+        config.tls_reject_unauthorized && !insecure,
+        config.tls_servername.as_deref(),
+      )?)
+    } else {
+      None
+    };
+    Ok(Endpoint {
+      host: host.to_string(),
+      port,
+      db: 0,
+      tls,
+      ..base
+    })
+  }
+
   /// The endpoint of `config.url`, with its TLS settings for `rediss://`.
   pub fn from_config(config: &ClientConfig) -> Result<Self, Failure> {
     if let Some(password) = password_of(&config.url) {
@@ -188,6 +228,18 @@ impl Endpoint {
 
 impl Link {
   pub fn new(config: Arc<ClientConfig>, endpoint: Endpoint, requests: Arc<Requests>) -> Arc<Self> {
+    Self::with_router(config, endpoint, requests, None, None)
+  }
+
+  /// A link to one node of a cluster: its events name `label`, and `router`
+  /// hears of redirected requests and lost connections.
+  pub fn with_router(
+    config: Arc<ClientConfig>,
+    endpoint: Endpoint,
+    requests: Arc<Requests>,
+    label: Option<String>,
+    router: Option<std::sync::Weak<dyn Router>>,
+  ) -> Arc<Self> {
     let (phase, _) = watch::channel(Phase::Idle);
     Arc::new_cyclic(|me| Self {
       me: me.clone(),
@@ -203,7 +255,13 @@ impl Link {
       waiters: AtomicUsize::new(0),
       attempt_now: tokio::sync::Notify::new(),
       name_refused: AtomicBool::new(false),
+      label,
+      router,
     })
+  }
+
+  fn emit(&self, event: RedisEvent) {
+    broadcast(event.about(self.label.as_deref()));
   }
 
   pub fn status(&self) -> Status {
@@ -349,8 +407,8 @@ impl Link {
       return;
     }
     *self.last_failure.lock().unwrap() = Some(failure.clone());
-    emit(RedisEvent::error(&failure.message));
-    emit(RedisEvent::simple("end"));
+    self.emit(RedisEvent::error(&failure.message));
+    self.emit(RedisEvent::simple("end"));
     self.start_reconnect_loop(true);
   }
 
@@ -404,9 +462,9 @@ impl Link {
           }
           self.generation.store(generation, Ordering::Release);
           *self.last_failure.lock().unwrap() = None;
-          emit(RedisEvent::simple("connect"));
+          self.emit(RedisEvent::simple("connect"));
           self.set_phase(Phase::Ready { transport, generation });
-          emit(RedisEvent::simple("ready"));
+          self.emit(RedisEvent::simple("ready"));
           return;
         }
         Ok(Err(failure)) => failure,
@@ -420,7 +478,7 @@ impl Link {
       };
       *self.last_failure.lock().unwrap() = Some(failure.clone());
       attempt += 1;
-      emit(RedisEvent::error(&failure.message));
+      self.emit(RedisEvent::error(&failure.message));
       if self.config.max_retries.is_some_and(|max| attempt > max) {
         self.set_phase(Phase::Idle);
         return;
@@ -432,7 +490,7 @@ impl Link {
       }
       let failed_at = tokio::time::Instant::now();
       self.set_phase(Phase::BackingOff);
-      emit(RedisEvent::reconnecting(attempt, delay));
+      self.emit(RedisEvent::reconnecting(attempt, delay));
       tokio::select! {
         _ = tokio::time::sleep(delay) => {}
         _ = self.attempt_now.notified() => {
@@ -476,7 +534,7 @@ impl Link {
         continue;
       }
       // Reported once; the connection is used all the same.
-      emit(RedisEvent::error(&format!(
+      self.emit(RedisEvent::error(&format!(
         "{step} was refused (optional: the connection is used without it): {reason}"
       )));
     }
@@ -515,12 +573,11 @@ impl Link {
   /// Fails requests whose deadline passed before any connection could take them:
   /// a connection error while the server is unreachable, else a timeout. Either
   /// way the command was not sent, and never will be.
-  fn fail_unsent(&self, pending: Vec<Pending>) {
-    let client = self;
-    let timeout = client.config.command_timeout.as_millis();
-    metrics::record_failures(pending.len(), client.config.command_timeout);
-    let unreachable = client.unreachable();
+  pub fn fail_unsent(&self, pending: Vec<Pending>) {
+    let timeout = self.config.command_timeout.as_millis();
+    let unreachable = self.unreachable();
     let mut staged = Staged::default();
+    let mut settled = 0;
     for p in &pending {
       let failure = match &unreachable {
         Some(last) => Failure::new(
@@ -539,25 +596,29 @@ impl Link {
           ),
         ),
       };
-      staged.failure(&p.channel, p.id, &failure);
+      settled += usize::from(p.fail(&failure, &mut staged));
     }
+    metrics::record_failures(settled, self.config.command_timeout);
     staged.deliver();
-    client.requests.end(pending.len());
+    self.requests.end(settled);
   }
 
-  fn fail_pending(&self, pending: Vec<Pending>, failure: &Failure) {
-    let client = self;
+  /// Fails requests that were never written, with `failure`.
+  pub fn fail_pending(&self, pending: Vec<Pending>, failure: &Failure) {
     let mut staged = Staged::default();
     let now = tokio::time::Instant::now();
+    let mut settled = 0;
     for p in &pending {
-      metrics::record(
-        now.saturating_duration_since(p.deadline - client.config.command_timeout),
-        true,
-      );
-      staged.failure(&p.channel, p.id, failure);
+      if p.fail(failure, &mut staged) {
+        metrics::record(
+          now.saturating_duration_since(p.deadline - self.config.command_timeout),
+          true,
+        );
+        settled += 1;
+      }
     }
     staged.deliver();
-    client.requests.end(pending.len());
+    self.requests.end(settled);
   }
 
   /// Closes the link: no new connection is made, and the live one is shut
@@ -569,7 +630,7 @@ impl Link {
       transport.shutdown();
     }
     if was_open {
-      emit(RedisEvent::simple("end"));
+      self.emit(RedisEvent::simple("end"));
     }
   }
 }
@@ -591,6 +652,23 @@ impl Owner for Link {
   fn lost(&self, generation: u64, failure: &Failure) {
     if let Some(me) = self.me.upgrade() {
       me.connection_failed(generation, failure);
+    }
+    if let (Some(router), Some(label)) = (self.router.as_ref().and_then(|r| r.upgrade()), &self.label) {
+      router.link_lost(label);
+    }
+  }
+
+  fn rerouted(&self, pending: Pending, reply: &str) {
+    match (self.router.as_ref().and_then(|r| r.upgrade()), &self.label) {
+      (Some(router), Some(from)) => router.rerouted(pending, reply, from),
+      _ => {
+        let mut staged = Staged::default();
+        let settled = pending.fail(&Failure::new(FailureKind::Reply, reply), &mut staged);
+        staged.deliver();
+        if settled {
+          self.requests.end(1);
+        }
+      }
     }
   }
 }

@@ -11,6 +11,7 @@ pub mod config;
 pub mod connection;
 pub mod error;
 pub mod events;
+pub mod gather;
 pub mod keyscheme;
 pub mod link;
 pub mod metrics;

@@ -46,6 +46,8 @@ pub enum ReplyMode {
   Strings,
   Buffers,
   Scan,
+  /// The reply is dropped (the `ASKING` sent before a command after an `ASK` redirect).
+  Discard,
 }
 
 /// Something that needs a real JS value made for it in `drain`.
@@ -157,6 +159,19 @@ impl Staged {
 
   pub fn done(&mut self, channel: &Arc<ReplyQueue>, id: u32) {
     self.batch(channel).plain(tag(id), ValueType::Null, 0.0);
+  }
+
+  /// A reply made here rather than parsed (a merged reply of a split command).
+  pub fn extra(&mut self, channel: &Arc<ReplyQueue>, id: u32, extra: Extra) {
+    self.batch(channel).extra(tag(id), extra);
+  }
+
+  pub fn number(&mut self, channel: &Arc<ReplyQueue>, id: u32, n: f64) {
+    self.batch(channel).plain(tag(id), ValueType::Number, n);
+  }
+
+  pub fn ok(&mut self, channel: &Arc<ReplyQueue>, id: u32) {
+    self.batch(channel).plain(tag(id), ValueType::Ok, 0.0);
   }
 
   /// Moves everything staged into the channels' queues and wakes them.

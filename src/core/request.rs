@@ -11,14 +11,20 @@
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
 
+use redis::Value;
 use tokio::time::Instant;
 
 use super::client::{self, Client};
+use super::cluster::command::{self as cluster_command, Route, RouteError};
+use super::cluster::router::Cluster;
 use super::command;
+use super::connection::Routed;
 use super::connection::{CommandName, Pending};
 use super::error::{Failure, FailureKind};
+use super::gather::Gather;
 use super::keyscheme;
-use super::reply::{ReplyMode, ReplyQueue, Staged};
+use super::link::Link;
+use super::reply::{Extra, ReplyMode, ReplyQueue, Staged};
 use super::resp;
 
 /// Op codes of a request (the low bits of its code; see `OP_MASK`).
@@ -30,6 +36,9 @@ pub const OP_CALL_BUFFER: i32 = 2;
 pub const OP_SCAN: i32 = 3;
 /// Close the client gracefully.
 pub const OP_CLOSE: i32 = 4;
+/// The addresses of a cluster's masters (the fan-out set), once the slot map
+/// is loaded (within the deadline); `null` for a single server.
+pub const OP_MASTERS: i32 = 5;
 const OP_MASK: i32 = 15;
 /// Flag: the caller has a degraded answer for a failure (a cache miss, a
 /// rate-limit failure policy, an unhealthy probe): while a lost connection is
@@ -38,6 +47,9 @@ pub const REQUEST_DEGRADED: i32 = 16;
 /// Flag: the package's own EVALSHA, which falls back to EVAL by itself: a
 /// `NOSCRIPT` reply is not counted as a failed command.
 pub const REQUEST_SCRIPT_PROBE: i32 = 32;
+/// Flag: the first argument names the node (`host:port`) the request goes to
+/// (the fan-out over a cluster's masters); it is not sent. One server ignores it.
+pub const REQUEST_NODE: i32 = 64;
 
 /// What a request asks for.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -46,6 +58,7 @@ enum Op {
   CallBuffer,
   Scan,
   Close,
+  Masters,
 }
 
 impl Op {
@@ -55,6 +68,7 @@ impl Op {
       OP_CALL_BUFFER => Op::CallBuffer,
       OP_SCAN => Op::Scan,
       OP_CLOSE => Op::Close,
+      OP_MASTERS => Op::Masters,
       _ => return None,
     })
   }
@@ -71,6 +85,18 @@ impl Args {
   pub fn clear(&mut self) {
     self.bytes.clear();
     self.ranges.clear();
+  }
+
+  /// Starts the next request's arguments, keeping the arena's first `keep`
+  /// bytes (text shared by every request of the submit, see `push_range`).
+  pub fn next_request(&mut self, keep: usize) {
+    self.bytes.truncate(keep);
+    self.ranges.clear();
+  }
+
+  /// Adds an argument that is already in the arena (no copy).
+  pub fn push_range(&mut self, range: Range<usize>) {
+    self.ranges.push(range);
   }
 
   pub fn get(&self, i: usize) -> &[u8] {
@@ -96,7 +122,6 @@ impl Args {
   }
 
   /// Appends raw bytes as one argument.
-  #[cfg(test)]
   pub fn push_bytes(&mut self, bytes: &[u8]) {
     let _ = self.push_with(|out| -> Result<(), ()> {
       out.extend_from_slice(bytes);
@@ -128,6 +153,15 @@ pub struct Submission<'a> {
   pending: Vec<Pending>,
   close_ids: Vec<u32>,
   all_degraded: bool,
+  /// The last command name checked (as sent, and checked): a batch repeats names.
+  last_name: Option<(Vec<u8>, CommandName)>,
+  /// The callers' requests accepted (a split command is one).
+  requests: usize,
+  /// On a cluster: the client's cluster, the requests for each node's link
+  /// (with their bytes), and those with no node yet (no map).
+  cluster: Option<Arc<Cluster>>,
+  groups: Vec<(Arc<Link>, Vec<u8>, Vec<Pending>)>,
+  unrouted: Vec<Pending>,
 }
 
 impl<'a> Submission<'a> {
@@ -135,6 +169,7 @@ impl<'a> Submission<'a> {
   pub fn begin(channel: &'a Arc<ReplyQueue>, wire: &'a mut Vec<u8>) -> Self {
     wire.clear();
     let client = client::current();
+    let cluster = client.as_ref().ok().and_then(|c| c.cluster().cloned());
     let (prefix, deadline, direct, unreachable) = match &client {
       Ok(c) => {
         let direct = c.ready_fast();
@@ -160,6 +195,11 @@ impl<'a> Submission<'a> {
       pending: Vec::new(),
       close_ids: Vec::new(),
       all_degraded: true,
+      last_name: None,
+      requests: 0,
+      cluster,
+      groups: Vec::new(),
+      unrouted: Vec::new(),
     }
   }
 
@@ -169,7 +209,7 @@ impl<'a> Submission<'a> {
   }
 
   /// Adds request `id` with op code (and flags) `code` and its arguments.
-  pub fn add(&mut self, id: u32, code: i32, args: &Args) {
+  pub fn add(&mut self, id: u32, code: i32, args: &mut Args) {
     let Some(op) = Op::from_code(code) else {
       return self.fail(id, &Failure::new(FailureKind::Invalid, "unknown request"));
     };
@@ -181,6 +221,17 @@ impl<'a> Submission<'a> {
       let failure = failure.clone();
       return self.fail(id, &failure);
     }
+    if op == Op::Masters {
+      return self.masters(id);
+    }
+    // A fan-out request names its node first; one server has only one.
+    let node = if code & REQUEST_NODE != 0 && !args.is_empty() {
+      let node = String::from_utf8_lossy(args.get(0)).into_owned();
+      args.ranges.remove(0);
+      Some(node)
+    } else {
+      None
+    };
     let degraded = code & REQUEST_DEGRADED != 0;
     if let (Some(failure), true) = (&self.unreachable, degraded) {
       let failure = failure.clone();
@@ -192,41 +243,32 @@ impl<'a> Submission<'a> {
       Op::Scan => ReplyMode::Scan,
       _ => ReplyMode::Strings,
     };
-    let wire = &mut *self.wire;
-    let encoded = if op != Op::Scan && self.prefix.is_empty() {
-      // The common case: encode straight into the wire buffer, no allocation.
-      checked_name(args).inspect(|_| {
-        resp::write_array_header(wire, args.len());
-        for range in &args.ranges {
-          resp::write_bulk(wire, &[&args.bytes[range.clone()]]);
-        }
-      })
+    let checked = if op == Op::Scan {
+      Ok(CommandName::new(b"SCAN"))
     } else {
-      let command = match op {
-        Op::Scan => scan_command(args, &self.prefix),
-        _ => prefixed_command(args, &self.prefix),
-      };
-      command.map(|parts| {
-        let name = CommandName::new(parts.first().map(|p| p.1).unwrap_or(b""));
-        resp::write_array_header(wire, parts.len());
-        for (key_prefix, arg) in &parts {
-          resp::write_bulk(wire, &[key_prefix, arg]);
-        }
-        name
-      })
+      self.name_of(args)
     };
-    match encoded {
-      Ok(name) => self.pending.push(Pending {
-        channel: Arc::clone(self.channel),
-        id,
-        mode,
-        name,
-        deadline: self.deadline,
-        timed_out: false,
-        probe: code & REQUEST_SCRIPT_PROBE != 0,
-      }),
-      Err(failure) => return self.fail(id, &failure),
+    let probe = code & REQUEST_SCRIPT_PROBE != 0;
+    if let Some(cluster) = self.cluster.clone() {
+      if let Err(failure) = self.add_routed(&cluster, id, op, mode, checked, args, node, degraded, probe) {
+        return self.fail(id, &failure);
+      }
+    } else {
+      match encode(&mut *self.wire, op, checked, args, &self.prefix) {
+        Ok(name) => self.pending.push(Pending {
+          channel: Arc::clone(self.channel),
+          id,
+          mode,
+          name,
+          deadline: self.deadline,
+          timed_out: false,
+          probe,
+          route: None,
+        }),
+        Err(failure) => return self.fail(id, &failure),
+      }
     }
+    self.requests += 1;
     if mode == ReplyMode::Scan {
       let mut scan_prefix = self.channel.scan_prefix.lock().unwrap();
       scan_prefix.clear();
@@ -234,11 +276,168 @@ impl<'a> Submission<'a> {
     }
   }
 
+  /// A cluster request: routed by the slot of its keys (or to the node it
+  /// names), a splittable multi-key command split per slot, each piece
+  /// carrying its bytes for a redirect.
+  #[allow(clippy::too_many_arguments)]
+  fn add_routed(
+    &mut self,
+    cluster: &Arc<Cluster>,
+    id: u32,
+    op: Op,
+    mode: ReplyMode,
+    checked: Result<CommandName, Failure>,
+    args: &Args,
+    node: Option<String>,
+    degraded: bool,
+    probe: bool,
+  ) -> Result<(), Failure> {
+    let name = checked?;
+    let invalid = |message: String| Failure::new(FailureKind::Invalid, message);
+    let slices: Vec<&[u8]> = (0..args.len()).map(|i| args.get(i)).collect();
+    let route = if op == Op::Scan || node.is_some() {
+      // SCAN and fan-out requests go where they are sent.
+      Route::NoKeys
+    } else {
+      cluster_command::route(&self.prefix, &slices).map_err(|e| match e {
+        RouteError::UnknownCommand(command) => invalid(format!(
+          "{command}: this command's keys are not known, so it cannot be routed on a cluster"
+        )),
+        other => invalid(other.to_string()),
+      })?
+    };
+    // (bytes, slot, part of a split command)
+    type Piece = (Vec<u8>, Option<u16>, Option<(Arc<Gather>, usize)>);
+    let mut pieces: Vec<Piece> = Vec::new();
+    match route {
+      Route::NoKeys | Route::Slot(_) => {
+        let mut bytes = Vec::new();
+        encode(&mut bytes, op, Ok(name), args, &self.prefix)?;
+        let slot = match route {
+          Route::Slot(slot) => Some(slot),
+          _ => None,
+        };
+        pieces.push((bytes, slot, None));
+      }
+      Route::Split(plan) => {
+        let parts: Vec<(u16, Args)> = plan
+          .parts
+          .iter()
+          .map(|part| {
+            let mut part_args = Args::default();
+            for arg in part.select(&slices) {
+              part_args.push_bytes(arg);
+            }
+            (part.slot, part_args)
+          })
+          .collect();
+        let gather = Gather::new(Arc::clone(self.channel), id, mode, plan);
+        for (index, (slot, part_args)) in parts.into_iter().enumerate() {
+          let mut bytes = Vec::new();
+          encode(&mut bytes, op, Ok(name), &part_args, &self.prefix)?;
+          pieces.push((bytes, Some(slot), Some((Arc::clone(&gather), index))));
+        }
+      }
+    }
+    for (bytes, slot, part) in pieces {
+      let target = cluster.target(slot, node.as_deref())?;
+      if let (Some(link), true) = (&target, degraded) {
+        if link.ready_fast().is_none() && link.is_reconnecting() {
+          return Err(link.reconnecting_failure());
+        }
+      }
+      let pending = Pending {
+        channel: Arc::clone(self.channel),
+        id,
+        mode,
+        name,
+        deadline: self.deadline,
+        timed_out: false,
+        probe,
+        route: Some(Box::new(Routed {
+          bytes,
+          slot,
+          hops: 0,
+          part,
+          node: node.clone(),
+          asking: false,
+        })),
+      };
+      match target {
+        Some(link) => {
+          let bytes = &pending.route.as_ref().expect("routed").bytes;
+          match self.groups.iter_mut().find(|(l, _, _)| Arc::ptr_eq(l, &link)) {
+            Some((_, wire, list)) => {
+              wire.extend_from_slice(bytes);
+              list.push(pending);
+            }
+            None => {
+              let wire = bytes.clone();
+              self.groups.push((link, wire, vec![pending]));
+            }
+          }
+        }
+        None => self.unrouted.push(pending),
+      }
+    }
+    Ok(())
+  }
+
+  /// Answers `OP_MASTERS`: the cluster's masters once there is a map, `null` for one server.
+  fn masters(&mut self, id: u32) {
+    let Some(cluster) = self.cluster.clone() else {
+      return self.staged.done(self.channel, id);
+    };
+    let channel = Arc::clone(self.channel);
+    let deadline = self.deadline;
+    client::RUNTIME.spawn(async move {
+      let mut staged = Staged::default();
+      match cluster.masters_when_mapped(deadline).await {
+        Ok(masters) => {
+          let list = masters.into_iter().map(|m| Value::BulkString(m.into_bytes())).collect();
+          staged.extra(&channel, id, Extra::Reply(Value::Array(list), ReplyMode::Strings));
+        }
+        Err(failure) => staged.failure(&channel, id, &failure),
+      }
+      staged.deliver();
+    });
+  }
+
+  /// The request's command name, checked (see `checked_name`); the last
+  /// name's verdict is reused while names repeat.
+  fn name_of(&mut self, args: &Args) -> Result<CommandName, Failure> {
+    if let (Some((raw, name)), false) = (&self.last_name, args.is_empty()) {
+      if raw.as_slice() == args.get(0) {
+        return Ok(*name);
+      }
+    }
+    let name = checked_name(args)?;
+    self.last_name = Some((args.get(0).to_vec(), name));
+    Ok(name)
+  }
+
   /// Delivers the failures, sends the batch (written here on the caller's
   /// thread when the connection is up, else it waits for one within its
   /// deadline) and starts a requested close.
   pub fn finish(mut self) {
     self.staged.deliver();
+    if let (Ok(client), Some(cluster)) = (&self.client, &self.cluster) {
+      client.begin_requests(self.requests);
+      let mut unsent = std::mem::take(&mut self.unrouted);
+      for (link, bytes, list) in self.groups.drain(..) {
+        match link.ready_fast() {
+          // Written here, on the caller's thread, one write per node.
+          Some(conn) => {
+            if let Err(back) = conn.send(&bytes, list) {
+              unsent.extend(back);
+            }
+          }
+          None => unsent.extend(list),
+        }
+      }
+      cluster.send_later(unsent, self.all_degraded);
+      cluster.refresh_soon(true);
+    }
     if let (Ok(client), false) = (&self.client, self.pending.is_empty()) {
       client.begin_requests(self.pending.len());
       let pending = std::mem::take(&mut self.pending);
@@ -275,6 +474,38 @@ impl<'a> Submission<'a> {
   }
 }
 
+/// Encodes one command (its name already checked) into `out`, with
+/// `keyPrefix` in front of its keys (or SCAN's pattern).
+fn encode(
+  out: &mut Vec<u8>,
+  op: Op,
+  checked: Result<CommandName, Failure>,
+  args: &Args,
+  prefix: &[u8],
+) -> Result<CommandName, Failure> {
+  if op != Op::Scan && prefix.is_empty() {
+    // The common case: encode straight into the wire buffer, no allocation.
+    return checked.inspect(|_| {
+      resp::write_array_header(out, args.len());
+      for range in &args.ranges {
+        resp::write_bulk(out, &[&args.bytes[range.clone()]]);
+      }
+    });
+  }
+  let command = match op {
+    Op::Scan => scan_command(args, prefix),
+    _ => checked.and_then(|name| prefixed_command(&name, args, prefix)),
+  };
+  command.map(|parts| {
+    let name = CommandName::new(parts.first().map(|p| p.1).unwrap_or(b""));
+    resp::write_array_header(out, parts.len());
+    for (key_prefix, arg) in &parts {
+      resp::write_bulk(out, &[key_prefix, arg]);
+    }
+    name
+  })
+}
+
 /// A command's arguments, each with the key prefix to put in front of it
 /// (empty for non-keys): the name first.
 type Parts<'a> = Vec<(&'a [u8], &'a [u8])>;
@@ -294,9 +525,8 @@ fn checked_name(args: &Args) -> Result<CommandName, Failure> {
   Ok(name)
 }
 
-/// The arguments of a command with `keyPrefix` in front of each of its keys.
-fn prefixed_command<'a>(args: &'a Args, prefix: &'a [u8]) -> Result<Parts<'a>, Failure> {
-  let name = checked_name(args)?;
+/// The arguments of a command (its name checked) with `keyPrefix` in front of each of its keys.
+fn prefixed_command<'a>(name: &CommandName, args: &'a Args, prefix: &'a [u8]) -> Result<Parts<'a>, Failure> {
   let name = name.as_str();
   let mut parts: Parts = (0..args.len()).map(|i| (&b""[..], args.get(i))).collect();
   if prefix.is_empty() {
@@ -397,12 +627,12 @@ mod tests {
   fn the_prefix_goes_before_every_key_and_nothing_else() {
     let a = args(&["MSET", "k1", "v1", "k2", "v2"]);
     assert_eq!(
-      flat(&prefixed_command(&a, b"app:").unwrap()),
+      flat(&prefixed_command(&checked_name(&a).unwrap(), &a, b"app:").unwrap()),
       ["MSET", "app:k1", "v1", "app:k2", "v2"]
     );
     let a = args(&["EVALSHA", "abc", "2", "x", "y", "arg"]);
     assert_eq!(
-      flat(&prefixed_command(&a, b"p:").unwrap()),
+      flat(&prefixed_command(&checked_name(&a).unwrap(), &a, b"p:").unwrap()),
       ["EVALSHA", "abc", "2", "p:x", "p:y", "arg"]
     );
   }
@@ -411,10 +641,12 @@ mod tests {
   fn refused_and_unknown_commands_fail_before_encoding() {
     assert!(checked_name(&args(&["MULTI"])).is_err());
     assert!(checked_name(&args(&[""])).is_err());
-    let failure = prefixed_command(&args(&["NOTACOMMAND", "k"]), b"p:").unwrap_err();
+    let unknown = args(&["NOTACOMMAND", "k"]);
+    let name = checked_name(&unknown).unwrap();
+    let failure = prefixed_command(&name, &unknown, b"p:").unwrap_err();
     assert!(failure.message.contains("key positions are not known"));
     // Without a prefix an unknown command goes as it is.
-    assert!(prefixed_command(&args(&["NOTACOMMAND", "k"]), b"").is_ok());
+    assert!(prefixed_command(&name, &unknown, b"").is_ok());
   }
 
   #[test]

@@ -145,7 +145,9 @@ fn by_slot(keys: &Keys) -> Vec<(u16, Vec<usize>)> {
   groups
 }
 
-/// The one slot of a command's keys (`args[0]` is the name; keys without `prefix`).
+/// The one slot of a command's keys (`args[0]` is the name; keys without
+/// `prefix`). The client routes with `route`, which splits what it can.
+#[cfg(test)]
 pub fn command_slot<A: AsRef<[u8]>>(prefix: &[u8], args: &[A]) -> Result<CommandSlot, RouteError> {
   let keys = keys_of(prefix, args)?;
   single(&keys)

@@ -4,9 +4,9 @@
 //! (`topology`). No N-API here, and nothing here opens a socket (the tests do,
 //! against private redis-servers: `testing`). The transport and the client
 //! wire these in; until then nothing outside the tests calls them.
-#![allow(dead_code)]
 
 pub mod command;
+pub mod router;
 pub mod slot;
 pub mod topology;
 

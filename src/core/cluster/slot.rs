@@ -40,6 +40,7 @@ fn crc16_step(crc: u16, byte: u8) -> u16 {
 }
 
 /// CRC16/XMODEM of `bytes` (Redis's `crc16()`).
+#[cfg(test)]
 pub fn crc16(bytes: &[u8]) -> u16 {
   bytes.iter().fold(0, |crc, &b| crc16_step(crc, b))
 }
@@ -53,6 +54,7 @@ pub fn hash_tag(key: &[u8]) -> Option<&[u8]> {
 }
 
 /// The hash slot of `key`.
+#[cfg(test)]
 pub fn key_slot(key: &[u8]) -> u16 {
   key_slot_parts(&[key])
 }

@@ -232,6 +232,7 @@ impl NatMap {
     Ok(NatMap(map))
   }
 
+  #[cfg(test)]
   pub fn is_empty(&self) -> bool {
     self.0.is_empty()
   }
@@ -553,6 +554,7 @@ impl SlotMap {
   }
 
   /// The master that serves `slot`.
+  #[cfg(test)]
   pub fn master_of(&self, slot: u16) -> Option<&Node> {
     self.master_index(slot).map(|i| &self.nodes[i])
   }
