@@ -2,6 +2,7 @@
 // Raw GET and SET through getRedisClient() side by side with ioredis (plain
 // and auto-pipelined), on one private redis-server, in one run.
 //   node bench/run.js [--suite raw|cache|limit|lock|services] [--tls] [--seconds 3] [--repeat 3] [--concurrency 1,16,128,1024] [--ops …] [--clients …]
+//   node bench/run.js --cluster [--tls] …: on a private Redis Cluster against ioredis Cluster (bench/cluster.js).
 // --tls: the server is TLS-only (a CA made with openssl for the run), and every
 // client — the addon and ioredis alike — trusts it through NODE_EXTRA_CA_CERTS.
 // raw: GET/SET through getRedisClient(); cache: cacheService get/set/getOrSet of a ~1 KB
@@ -228,7 +229,9 @@ async function main() {
   fs.writeFileSync(path.join(dir, `${name}.md`), table + '\n')
 }
 
-main().catch((error) => {
+// --cluster: the Redis Cluster benchmark, bench/cluster.js (its header lists its flags).
+const run = process.argv.includes('--cluster') ? require('./cluster.js').main : main
+run().catch((error) => {
   console.error(error)
   process.exit(1)
 })
