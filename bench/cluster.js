@@ -208,12 +208,14 @@ async function main() {
   const f = (n, d = 0) => n.toFixed(d)
   const find = (client, op, c) => rows.find((r) => r.client === client && r.op === op && r.concurrency === c && !r.failed)
   const ratio = (a, b) => (b ? `${f(a / b, 2)}×` : '')
-  const lines = [
-    `Redis Cluster, 3 masters + 3 replicas${useTls ? ', TLS' : ''}; ${seconds} s per run, median of ${repeat} interleaved runs.`,
-    '',
-    '| op | in flight | client | ops/s | p50 µs | p99 µs | CPU µs/op | ops/s vs ioredis | ops/s vs ioredis auto | CPU vs ioredis | CPU vs ioredis auto |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
-  ]
+  const lines = [`Redis Cluster, 3 masters + 3 replicas${useTls ? ', TLS' : ''}; ${seconds} s per run, median of ${repeat} interleaved runs.`]
+  if (rows.length) {
+    lines.push(
+      '',
+      '| op | in flight | client | ops/s | p50 µs | p99 µs | CPU µs/op | ops/s vs ioredis | ops/s vs ioredis auto | CPU vs ioredis | CPU vs ioredis auto |',
+      '|---|---|---|---|---|---|---|---|---|---|---|',
+    )
+  }
   for (const r of rows) {
     if (r.failed) {
       lines.push(`| ${r.op} | ${r.concurrency} | ${r.client} | FAILED: ${r.failed} | | | | | | | |`)
