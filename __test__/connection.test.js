@@ -4,7 +4,7 @@
 const net = require('node:net')
 const Redis = require('ioredis')
 const { RedisServer, freePort } = require('./support/redis-server.js')
-const { redis, useRedis, waitFor, runNode } = require('./support/client.js')
+const { redis, useRedis, waitFor, runNode, inspectorConnection, SINGLE_SERVER_ENV } = require('./support/client.js')
 
 const { RedisTimeoutError, RedisConnectionError, RedisAuthError } = redis
 
@@ -270,13 +270,18 @@ describe('closing and reuse', () => {
   })
 
   test('cluster mode against a single server fails at once with a clear error rather than a timeout', async () => {
-    const client = await useRedis({ cluster: true, commandTimeoutMs: 5000 })
-    const started = Date.now()
-    const error = await client.ping().catch((e) => e)
-    expect(error.message).toMatch(/Cluster mode is on .* is not a cluster node .*cluster support disabled/)
-    expect(error.code).toBe('EUSAGE')
-    expect(Date.now() - started).toBeLessThan(2000)
-    await useRedis()
+    const server = await new RedisServer().start() // one server, whatever the run's test server is
+    try {
+      const client = await useRedis({ url: server.url, cluster: true, commandTimeoutMs: 5000 })
+      const started = Date.now()
+      const error = await client.ping().catch((e) => e)
+      expect(error.message).toMatch(/Cluster mode is on .* is not a cluster node .*cluster support disabled/)
+      expect(error.code).toBe('EUSAGE')
+      expect(Date.now() - started).toBeLessThan(2000)
+    } finally {
+      await server.stop()
+      await useRedis()
+    }
   })
 })
 
@@ -331,15 +336,15 @@ describe('hot reload', () => {
       await modules[0].closeRedisConnection()
       for (const m of modules) {
         // a re-evaluated module configuring what is in force changes nothing: allowed
-        m.configureRedis({ url: server.url })
+        m.configureRedis({ url: server.url, cluster: false })
         expect(await m.getRedisClient().ping()).toBe('PONG')
       }
       await Promise.all(modules.map((m) => m.getRedisClient().set('hot', 'reload')))
       const clients = server.cli('CLIENT', 'LIST').split('\n').filter((line) => !line.includes('cmd=client'))
       expect(clients).toHaveLength(1)
       // but not other options, nor the same module twice
-      expect(() => modules[1].configureRedis({ url: server.url, commandTimeoutMs: 999 })).toThrow(/before the first command/)
-      expect(() => modules[0].configureRedis({ url: server.url })).toThrow(/before the first command/)
+      expect(() => modules[1].configureRedis({ url: server.url, cluster: false, commandTimeoutMs: 999 })).toThrow(/before the first command/)
+      expect(() => modules[0].configureRedis({ url: server.url, cluster: false })).toThrow(/before the first command/)
     } finally {
       await redis.closeRedisConnection()
       await server.stop()
@@ -370,7 +375,8 @@ describe('entry points and environment', () => {
   })
 
   test('REDIS_KEY_PREFIX prefixes every key, REDIS_CLUSTER=true against one server is refused clearly', async () => {
-    const inspector = new Redis(process.env.REDIS_URL)
+    const inspector = inspectorConnection()
+    const server = await new RedisServer().start() // one server, whatever the run's test server is
     try {
       const prefixed = await runNode(
         `const r = require('.'); r.getRedisClient().set('env:key', 'v').then(() => console.log('ok'))`,
@@ -380,11 +386,12 @@ describe('entry points and environment', () => {
       expect(await inspector.get('from-env:env:key')).toBe('v')
       const cluster = await runNode(
         `const r = require('.'); r.getRedisClient().ping().catch((e) => console.log(e.message))`,
-        { env: { REDIS_CLUSTER: 'true' } },
+        { env: { ...SINGLE_SERVER_ENV, REDIS_URL: server.url, REDIS_CLUSTER: 'true' } },
       )
       expect(cluster.stdout).toMatch(/Cluster mode is on .* is not a cluster node/)
     } finally {
       inspector.disconnect()
+      await server.stop()
     }
   })
 })

@@ -8,7 +8,7 @@ const os = require('node:os')
 const path = require('node:path')
 const { spawn } = require('node:child_process')
 const { RedisServer, freePort } = require('./support/redis-server.js')
-const { ROOT, redis, useRedis, commandsSentDuring } = require('./support/client.js')
+const { ROOT, redis, useRedis, commandsSentDuring, inspectorConnection } = require('./support/client.js')
 
 const {
   cacheService,
@@ -134,7 +134,7 @@ describe('TTLs are whole seconds within bounds, checked before anything is sent'
   })
 
   test('the bounds themselves are accepted and reach Redis as given', async () => {
-    const inspector = new (require('ioredis'))(process.env.REDIS_URL)
+    const inspector = inspectorConnection()
     try {
       await useRedis()
       const lock = await acquireLock('lock:ttl-bound', 86400)

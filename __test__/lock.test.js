@@ -110,10 +110,10 @@ test('mutual exclusion and fencing across two node processes', async () => {
   const k = key('procs')
   const counter = `${k}:counter`
   const script = `
-    const Redis = require(${JSON.stringify(require.resolve('ioredis'))})
+    const { inspectorConnection } = require(${JSON.stringify(require.resolve('./support/client.js'))})
     const redis = require(${JSON.stringify(ROOT)})
     redis.configureRedis({ url: ${JSON.stringify(process.env.REDIS_URL)} })
-    const plain = new Redis(${JSON.stringify(process.env.REDIS_URL)})
+    const plain = inspectorConnection() // ioredis, a Cluster under YG_TEST_CLUSTER
     const fences = []
     ;(async () => {
       for (let i = 0; i < 30; i++) {

@@ -2,7 +2,7 @@
 // rediss:// against a TLS-only redis-server whose CA is made here with openssl.
 const fs = require('node:fs')
 const { RedisServer, makeTlsFiles } = require('./support/redis-server.js')
-const { redis, useRedis } = require('./support/client.js')
+const { redis, useRedis, SINGLE_SERVER_ENV } = require('./support/client.js')
 
 let tls
 let server
@@ -66,7 +66,7 @@ describe('TLS on the fast path', () => {
        const c = r.getRedisClient();
        Promise.all(Array.from({ length: 500 }, (_, i) => c.set('tls:r:' + i, 'v' + i).then(() => c.get('tls:r:' + i))))
          .then((v) => console.log(JSON.stringify(v.every((x, i) => x === 'v' + i))))`,
-      { env: { URL: server.url, CA: tls.ca, YG_REDIS_JS_READER: '0' } },
+      { env: { ...SINGLE_SERVER_ENV, URL: server.url, CA: tls.ca, YG_REDIS_JS_READER: '0' } },
     )
     expect(rust.stdout.trim()).toBe('true')
   })
@@ -167,9 +167,9 @@ describe('TLS on the fast path', () => {
   test('without tls.caFile, the public roots plus NODE_EXTRA_CA_CERTS are trusted, as in Node', async () => {
     const script = `const r = require('.'); r.configureRedis({ url: process.env.URL, commandTimeoutMs: 1500 });
       r.getRedisClient().ping().then((p) => console.log(p), (e) => console.log('refused: ' + e.message))`
-    const trusted = await runNode(script, { env: { URL: server.url, NODE_EXTRA_CA_CERTS: tls.ca } })
+    const trusted = await runNode(script, { env: { ...SINGLE_SERVER_ENV, URL: server.url, NODE_EXTRA_CA_CERTS: tls.ca } })
     expect(trusted.stdout.trim()).toBe('PONG')
-    const untrusted = await runNode(script, { env: { URL: server.url, NODE_EXTRA_CA_CERTS: '' } })
+    const untrusted = await runNode(script, { env: { ...SINGLE_SERVER_ENV, URL: server.url, NODE_EXTRA_CA_CERTS: '' } })
     expect(untrusted.stdout).toMatch(/refused: .*UnknownIssuer/i)
     // ioredis (Node's TLS) agrees on the same server
     const inspector = new Redis(server.url, { tls: { ca: fs.readFileSync(tls.ca) }, lazyConnect: true })

@@ -6,21 +6,103 @@ const path = require('node:path')
 const ROOT = path.resolve(__dirname, '..', '..')
 const redis = require(ROOT)
 
+/**
+ * Whether this run's shared test server is a private Redis Cluster (jest under
+ * YG_TEST_CLUSTER=1: global-setup.js set REDIS_URL to one of its nodes,
+ * REDIS_CLUSTER=true and REDIS_CLUSTER_NODES).
+ */
+const CLUSTER = process.env.YG_TEST_CLUSTER === '1' && process.env.REDIS_CLUSTER === 'true'
+
+/**
+ * A test's own redis-server (any URL but the run's REDIS_URL) is one server,
+ * never a cluster, whatever the run's switch: under YG_TEST_CLUSTER the
+ * client is configured with `cluster: false` for it (unless the test says).
+ */
+function ownServer(url) {
+  return CLUSTER && url !== undefined && url !== process.env.REDIS_URL
+}
+
+/**
+ * The environment of a child process (runNode's `env`) that talks to a test's
+ * own server: no cluster mode and no cluster seeds inherited from the run.
+ */
+const SINGLE_SERVER_ENV = { REDIS_CLUSTER: undefined, REDIS_CLUSTER_NODES: undefined }
+
 /** Closes whatever client an earlier test file left, then configures a fresh one. */
 async function useRedis(options = {}) {
   await redis.closeRedisConnection()
-  redis.configureRedis({ url: process.env.REDIS_URL, ...options })
+  const single = ownServer(options.url) && options.cluster === undefined ? { cluster: false } : {}
+  redis.configureRedis({ url: process.env.REDIS_URL, ...single, ...options })
   return redis.getRedisClient()
+}
+
+/** The run's cluster nodes as ioredis `Cluster` start-up nodes. */
+function clusterNodes() {
+  return process.env.REDIS_CLUSTER_NODES.split(',').map((address) => {
+    const colon = address.lastIndexOf(':')
+    return { host: address.slice(0, colon), port: Number(address.slice(colon + 1)) }
+  })
+}
+
+/**
+ * An independent ioredis connection to the run's test server (`options` are
+ * ioredis options): `new Redis(REDIS_URL)`, or under YG_TEST_CLUSTER an ioredis
+ * `Cluster` over REDIS_CLUSTER_NODES (TLS when REDIS_URL is rediss://, with the
+ * run's CA), so that a key is read on whichever master owns it.
+ */
+function inspectorConnection(options = {}) {
+  const Redis = require('ioredis')
+  if (!CLUSTER) return new Redis(process.env.REDIS_URL, options)
+  const { lazyConnect, ...redisOptions } = options
+  if (process.env.REDIS_URL.startsWith('rediss://')) {
+    const files = JSON.parse(process.env.YG_TEST_TLS_FILES || 'null')
+    redisOptions.tls = files ? { ca: require('node:fs').readFileSync(files.ca) } : {}
+  }
+  const cluster = new Redis.Cluster(clusterNodes(), { lazyConnect: Boolean(lazyConnect), redisOptions })
+  // What a test asks of "the server" holds for the whole cluster: multi-key
+  // commands one key at a time (the keys are in many slots), and the keyspace
+  // commands over every master.
+  const perKey = (name, one, combine) => {
+    cluster[name] = async (...keys) => combine(await Promise.all(keys.flat().map((key) => one(key))))
+  }
+  const sum = (counts) => counts.reduce((a, b) => a + b, 0)
+  for (const name of ['exists', 'del', 'unlink']) perKey(name, cluster[name].bind(cluster), sum)
+  perKey('mget', cluster.get.bind(cluster), (values) => values)
+  const set = cluster.set.bind(cluster)
+  cluster.mset = async (...args) => {
+    const pairs = args.length === 1 && typeof args[0] === 'object' ? Object.entries(args[0]).flat() : args.flat()
+    for (let i = 0; i < pairs.length; i += 2) await set(pairs[i], pairs[i + 1])
+    return 'OK'
+  }
+  const overMasters = async (fn) => {
+    if (cluster.status === 'wait') await cluster.connect()
+    return Promise.all(cluster.nodes('master').map(fn))
+  }
+  cluster.dbsize = async () => sum(await overMasters((node) => node.dbsize()))
+  cluster.keys = async (pattern) => (await overMasters((node) => node.keys(pattern))).flat()
+  cluster.flushdb = async () => (await overMasters((node) => node.flushdb()), 'OK')
+  cluster.flushall = async () => (await overMasters((node) => node.flushall()), 'OK')
+  return cluster
+}
+
+/**
+ * The nodes that hold keys: `[inspector]` on one server, else a connection to
+ * each master of the inspector's cluster (to count, list or flush keys per node).
+ */
+async function dataNodes(inspector) {
+  if (!CLUSTER) return [inspector]
+  if (inspector.status === 'wait') await inspector.connect()
+  return inspector.nodes('master')
 }
 
 /**
  * For a test file: points the client at the test server before its tests and
  * closes it after; returns an independent ioredis connection to inspect the
- * server with (it connects on first use, and is closed after the file).
+ * server with (it connects on first use, and is closed after the file; an
+ * ioredis `Cluster` under YG_TEST_CLUSTER, see inspectorConnection).
  */
 function useRedisWithInspector() {
-  const Redis = require('ioredis')
-  const inspector = new Redis(process.env.REDIS_URL, { lazyConnect: true })
+  const inspector = inspectorConnection({ lazyConnect: true })
   beforeAll(() => useRedis())
   afterAll(async () => {
     inspector.disconnect()
@@ -48,6 +130,9 @@ async function waitFor(check, timeoutMs = 10000, intervalMs = 20) {
  * `{ code, stdout, stderr, ms }`.
  */
 function runNode(source, { env = {}, timeoutMs = 20000, cwd = ROOT, nodeArgs = [] } = {}) {
+  // A child pointed at a test's own server is not in cluster mode, nor seeded
+  // with the run's cluster nodes (see ownServer), unless the test says.
+  if (ownServer(env.REDIS_URL)) env = { ...SINGLE_SERVER_ENV, ...env }
   return new Promise((resolve, reject) => {
     const started = Date.now()
     const child = spawn(process.execPath, [...nodeArgs, '-e', source], {
@@ -92,4 +177,18 @@ async function commandsSentDuring(fn) {
   }
 }
 
-module.exports = { ROOT, redis, useRedis, useRedisWithInspector, sleep, waitFor, runNode, commandsSentDuring }
+module.exports = {
+  ROOT,
+  CLUSTER,
+  SINGLE_SERVER_ENV,
+  redis,
+  useRedis,
+  useRedisWithInspector,
+  inspectorConnection,
+  clusterNodes,
+  dataNodes,
+  sleep,
+  waitFor,
+  runNode,
+  commandsSentDuring,
+}
