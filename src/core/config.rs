@@ -101,7 +101,14 @@ impl ClientConfig {
       return Err(invalid("retryMaxDelayMs must not be smaller than retryBaseDelayMs"));
     }
     let tls = options.tls.clone().unwrap_or_default();
-    let cluster_nodes: Vec<String> = env_nonempty("REDIS_CLUSTER_NODES")
+    // Seeds: an explicit `url` option names the cluster (its one node seeds
+    // it); otherwise REDIS_CLUSTER_NODES when set, else REDIS_URL's node.
+    let from_env = if options.url.is_some() {
+      None
+    } else {
+      env_nonempty("REDIS_CLUSTER_NODES")
+    };
+    let cluster_nodes: Vec<String> = from_env
       .map(|nodes| {
         nodes
           .split(',')

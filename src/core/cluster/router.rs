@@ -622,12 +622,15 @@ impl Cluster {
       };
     };
     let masters: Vec<Status> = view.links.iter().flatten().map(|l| l.status()).collect();
-    let state = if masters.iter().all(|s| s.state == "ready") && view.map.is_complete() {
-      "ready"
-    } else if masters.iter().any(|s| s.state == "reconnecting") {
-      "reconnecting"
-    } else if masters.iter().all(|s| s.state == "idle") {
+    // Connections are made when first needed: a master nothing was sent to
+    // yet (idle) does not hold the state back.
+    let used: Vec<&Status> = masters.iter().filter(|s| s.state != "idle").collect();
+    let state = if used.is_empty() {
       "idle"
+    } else if used.iter().all(|s| s.state == "ready") && view.map.is_complete() {
+      "ready"
+    } else if used.iter().any(|s| s.state == "reconnecting") {
+      "reconnecting"
     } else {
       "connecting"
     };
