@@ -34,8 +34,18 @@ export interface RedisOptions {
   retryBaseDelayMs?: number
   /** The largest reconnect delay in ms. Default 2000. */
   retryMaxDelayMs?: number
-  /** Connect to a Redis Cluster (`REDIS_CLUSTER=true`). Not available in this version yet: commands fail with a clear error. */
+  /**
+   * Connect to a Redis Cluster (`REDIS_CLUSTER=true`): `url` names any one node
+   * (or `REDIS_CLUSTER_NODES=host:port,…` lists seeds); commands are routed by
+   * hash slot, `MOVED`/`ASK` followed within `commandTimeoutMs`. Against a
+   * server without cluster support, commands fail at once (`code: 'EUSAGE'`).
+   */
   cluster?: boolean
+  /**
+   * For a cluster behind NAT or Docker: the address a node announces
+   * (`'host:port'`) → the address to connect to. Unmapped addresses are used as announced.
+   */
+  natMap?: Record<string, { host: string; port: number }>
   /** TLS settings for `rediss://`. */
   tls?: RedisTlsOptions
 }
@@ -61,6 +71,22 @@ export interface ConnectionStatus {
   reconnects: number
   /** The last connection error, with any password removed; null when none. */
   lastError: string | null
+  /** On a cluster: every node of the slot map and this client's connection to it. */
+  nodes?: ClusterNodeStatus[]
+}
+
+/** A cluster node as {@link getConnectionStatus} reports it. */
+export interface ClusterNodeStatus {
+  /** `host:port` (after `natMap`). */
+  address: string
+  /** `master` (serving slots), `replica`, or `master (no slots)`. */
+  role: string
+  /** This client's connection to it (`idle` when it has none: replicas, until needed). */
+  state: ConnectionState
+  /** The slot ranges it serves, `[first, last]` inclusive. */
+  slots: number[][]
+  /** Whether the cluster flags it as failed. */
+  failed: boolean
 }
 
 /** The process-wide client's connection status. Never connects. */
@@ -68,7 +94,10 @@ export function getConnectionStatus(): ConnectionStatus
 
 /** A connection event. */
 export interface RedisEvent {
-  type: 'connect' | 'ready' | 'error' | 'reconnecting' | 'end'
+  /** `moved`: a cluster node answered MOVED and the slot map was updated (`node`: the slot's new owner). */
+  type: 'connect' | 'ready' | 'error' | 'reconnecting' | 'end' | 'moved'
+  /** On a cluster: the node (`host:port`) the event is about. */
+  node?: string
   /** With `error`: the message, with any password removed. */
   error?: string
   /** With `reconnecting`: the number of the attempt that failed. */
@@ -388,6 +417,12 @@ export interface RedisClient extends Omit<RedisCommandMethods<Promise<any>>, 'sc
 export function getRedisClient(): RedisClient
 
 // ── Key conventions ──────────────────────────────────────────────────────────
+
+/**
+ * The Redis Cluster hash slot (0–16383) of `key` as sent (with `keyPrefix`; a
+ * `{hash tag}` decides). Keys in one slot can share a multi-key command or script.
+ */
+export declare function keySlot(key: string): number
 
 /** An id in a key: a non-empty string or a safe integer (`42` and `'42'` give the same key). Anything else is a `TypeError`. */
 export type KeyId = string | number
@@ -948,6 +983,8 @@ export interface RedisHealth {
   status: ConnectionState
   /** Why it is unhealthy (no password in it). */
   error?: string
+  /** On a cluster: `cluster_state` and every master's answer. */
+  cluster?: { state: string; masters: Array<{ address: string; healthy: boolean; error?: string }> }
 }
 
 /** An alert computed from the seed's thresholds. */
@@ -1006,7 +1043,16 @@ export interface RedisMetrics {
     totalConnectionsReceived: number
   }
   clients: { connected: number; blocked: number; growing: boolean }
+  /** `mode` is `'cluster'` on a cluster (figures summed over the masters). */
   server: { version: string; uptimeSeconds: number; mode: string }
+  /** On a cluster only. */
+  cluster?: {
+    state: string
+    slotsOk: number
+    masters: number
+    replicas: number
+    nodes: Array<{ address: string; role: string; slots: number[][]; connected: boolean }>
+  }
   keyspace: Record<string, { keys: number; expires: number; avgTtlMs: number }>
   totalKeys: number
   keyDistribution: KeyDistribution

@@ -29,6 +29,7 @@ module.exports = {
   getBullMQConnection: client.getBullMQConnection,
   getBullMQOptions: client.getBullMQOptions,
   RedisKeys: keys.RedisKeys,
+  keySlot: keys.keySlot,
   RedisTTL: keys.RedisTTL,
   cacheService,
   rateLimiter: limiter.rateLimiter,

@@ -10,6 +10,7 @@ export const {
   getBullMQConnection,
   getBullMQOptions,
   RedisKeys,
+  keySlot,
   RedisTTL,
   cacheService,
   rateLimiter,

@@ -34,8 +34,15 @@ test('every command of the table is a method of the raw client and of a pipeline
 
 test('codes shared by JS and Rust come from the binding', () => {
   const runtime = require('../lib/runtime.js')
-  expect(runtime.Op).toEqual({ CALL: native.OP_CALL, CALL_BUFFER: native.OP_CALL_BUFFER, SCAN: native.OP_SCAN, CLOSE: native.OP_CLOSE })
-  expect(runtime.Flag).toEqual({ DEGRADED: native.REQUEST_DEGRADED, SCRIPT_PROBE: native.REQUEST_SCRIPT_PROBE })
+  expect(runtime.Op).toEqual({
+    CALL: native.OP_CALL,
+    CALL_BUFFER: native.OP_CALL_BUFFER,
+    SCAN: native.OP_SCAN,
+    CLOSE: native.OP_CLOSE,
+    MASTERS: native.OP_MASTERS,
+  })
+  expect(new Set(Object.values(runtime.Op)).size).toBe(5)
+  expect(runtime.Flag).toEqual({ DEGRADED: native.REQUEST_DEGRADED, SCRIPT_PROBE: native.REQUEST_SCRIPT_PROBE, NODE: native.REQUEST_NODE })
   // Flags never collide with an op code.
   for (const flag of Object.values(runtime.Flag)) for (const op of Object.values(runtime.Op)) expect(flag & op).toBe(0)
 })

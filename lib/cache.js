@@ -244,11 +244,29 @@ const cacheService = {
     checkKey(pattern, 'pattern')
     const client = getRedisClient()
     let removed = 0
+    // UNLINKs overlap the SCANs (at most 8 batches in flight); on a cluster
+    // the scan covers every master and each UNLINK is split per slot.
+    const inFlight = new Set()
+    let failed = null
     try {
       for await (const keys of client.scan({ match: pattern, count: 1000 })) {
-        removed += await request(Op.CALL, 'UNLINK', keys)
+        const unlink = request(Op.CALL, 'UNLINK', keys).then(
+          (n) => {
+            removed += n
+          },
+          (error) => {
+            failed ??= error
+          },
+        )
+        inFlight.add(unlink)
+        unlink.finally(() => inFlight.delete(unlink))
+        if (inFlight.size >= 8) await Promise.race(inFlight)
+        if (failed) break
       }
+      await Promise.all(inFlight)
+      if (failed) throw failed
     } catch (error) {
+      await Promise.all(inFlight)
       stats.errors++
       throw error
     }

@@ -3,7 +3,7 @@
 // the raw escape hatch, status, events and shutdown. All of it talks to the
 // one process-wide Rust client through the batched boundary in runtime.js.
 
-const { Op, runtime, native, nativeCall, invalid } = require('./runtime.js')
+const { Op, Flag, runtime, native, nativeCall, invalid } = require('./runtime.js')
 
 const { request } = runtime
 const NO_ARGS = []
@@ -17,6 +17,7 @@ const OPTION_NAMES = new Set([
   'retryBaseDelayMs',
   'retryMaxDelayMs',
   'cluster',
+  'natMap',
   'tls',
 ])
 const MS_OPTIONS = ['connectTimeoutMs', 'commandTimeoutMs', 'retryBaseDelayMs', 'retryMaxDelayMs']
@@ -49,6 +50,21 @@ function configureRedis(options = {}) {
   }
   if (options.cluster !== undefined && typeof options.cluster !== 'boolean') {
     throw invalid('configureRedis: cluster must be a boolean')
+  }
+  if (options.natMap !== undefined) {
+    const map = options.natMap
+    if (map === null || typeof map !== 'object' || Array.isArray(map)) {
+      throw invalid("configureRedis: natMap must be an object { 'host:port': { host, port } }")
+    }
+    for (const [from, to] of Object.entries(map)) {
+      if (!/^.+:\d+$/.test(from)) throw invalid(`configureRedis: natMap key "${from}" must be "host:port"`)
+      if (to === null || typeof to !== 'object' || typeof to.host !== 'string' || to.host.length === 0) {
+        throw invalid(`configureRedis: natMap["${from}"] must be { host, port }`)
+      }
+      if (!(Number.isInteger(to.port) && to.port > 0 && to.port < 65536)) {
+        throw invalid(`configureRedis: natMap["${from}"].port must be a port number`)
+      }
+    }
   }
   if (options.tls !== undefined && (options.tls === null || typeof options.tls !== 'object')) {
     throw invalid('configureRedis: tls must be an object { caFile?, rejectUnauthorized?, servername? }')
@@ -86,7 +102,17 @@ function usageError(message) {
 /** `{ state, reconnects, lastError }` of the process-wide client. */
 function getConnectionStatus() {
   const status = native.connectionStatus()
-  return { state: status.state, reconnects: status.reconnects, lastError: status.lastError ?? null }
+  const out = { state: status.state, reconnects: status.reconnects, lastError: status.lastError ?? null }
+  if (status.nodes) out.nodes = status.nodes
+  return out
+}
+
+/**
+ * The addresses of a cluster's masters (once the slot map is loaded, within
+ * the command timeout), or `null` on a single server: the fan-out set.
+ */
+function clusterMasters() {
+  return request(Op.MASTERS, undefined, NO_ARGS)
 }
 
 /**
@@ -219,15 +245,36 @@ class RedisClient {
     if (typeof match !== 'string' || match.length === 0) throw invalid('scan: match must be a non-empty string')
     if (!(Number.isInteger(count) && count > 0)) throw invalid('scan: count must be a positive integer')
     if (type !== undefined && typeof type !== 'string') throw invalid('scan: type must be a string')
-    const args = [match, String(count), type ?? '']
+    const rest = [match, String(count), type ?? '']
     return {
       async *[Symbol.asyncIterator]() {
-        let cursor = '0'
-        do {
-          const [next, keys] = await request(Op.SCAN, cursor, args)
-          cursor = next
-          if (keys.length > 0) yield keys
-        } while (cursor !== '0')
+        const masters = await clusterMasters()
+        if (masters === null) {
+          let cursor = '0'
+          do {
+            const [next, keys] = await request(Op.SCAN, cursor, rest)
+            cursor = next
+            if (keys.length > 0) yield keys
+          } while (cursor !== '0')
+          return
+        }
+        // A cluster: every master is scanned, all of them at once; batches
+        // come out in the order they arrive. (Replicas hold copies: skipped.)
+        const step = (node, cursor) =>
+          request(Op.SCAN | Flag.NODE, node, [cursor, ...rest]).then(([next, keys]) => ({ node, next, keys }))
+        const running = new Map(masters.map((node) => [node, step(node, '0')]))
+        try {
+          while (running.size > 0) {
+            const { node, next, keys } = await Promise.race(running.values())
+            if (next === '0') running.delete(node)
+            else running.set(node, step(node, next))
+            if (keys.length > 0) yield keys
+          }
+        } finally {
+          // Abandoned early (break, or one node failed): the other steps in
+          // flight settle unobserved, never as unhandled rejections.
+          for (const promise of running.values()) promise.catch(() => {})
+        }
       },
     }
   }
@@ -264,6 +311,7 @@ module.exports = {
   getBullMQConnection,
   getBullMQOptions,
   getRedisClient,
+  clusterMasters,
   RedisClient,
   Pipeline,
 }

@@ -46,4 +46,14 @@ for (const group of [...Object.values(RedisKeys), ...Object.values(RedisTTL)]) O
 Object.freeze(RedisKeys)
 Object.freeze(RedisTTL)
 
-module.exports = { RedisKeys, RedisTTL }
+/**
+ * The Redis Cluster hash slot (0–16383) of `key` as the package sends it
+ * (with `keyPrefix`; a `{hash tag}` in it decides). Keys in one slot can go in
+ * one multi-key command or script.
+ */
+function keySlot(key) {
+  if (typeof key !== 'string' || key.length === 0) throw invalid('keySlot(key): key must be a non-empty string')
+  return nativeCall(() => native.keySlot(key))
+}
+
+module.exports = { RedisKeys, RedisTTL, keySlot }

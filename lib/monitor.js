@@ -5,7 +5,7 @@
 // (a ring buffer sampled only while something asks) behind the dashboard.
 
 const { runtime, native, Op, Flag, invalid } = require('./runtime.js')
-const { getRedisClient, getConnectionStatus } = require('./client.js')
+const { getRedisClient, getConnectionStatus, clusterMasters } = require('./client.js')
 const { cacheService } = require('./cache.js')
 
 const { request } = runtime
@@ -45,14 +45,53 @@ function within(promise, ms, what) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
 }
 
+/** One request to one cluster node (`host:port`), failing at once while its connection is re-made. */
+function toNode(node, command, args = []) {
+  return request(Op.CALL | Flag.DEGRADED | Flag.NODE, node, [command, ...args])
+}
+
 /**
- * PINGs Redis: `{ healthy, latencyMs, status, error? }`. Never throws, and
+ * A cluster's health: a PING to every master and `CLUSTER INFO` from one of
+ * them, all at once; healthy only when every master answers and
+ * `cluster_state` is `ok`. `cluster: { state, masters: [{ address, healthy, error? }] }`.
+ */
+async function clusterHealth(masters, started, timeoutMs) {
+  const pings = masters.map((node) => within(toNode(node, 'PING'), timeoutMs, `Redis PING to ${node}`))
+  const info = within(toNode(masters[0], 'CLUSTER', ['INFO']), timeoutMs, `CLUSTER INFO from ${masters[0]}`)
+  const [answers, infoOutcome] = await Promise.all([Promise.allSettled(pings), Promise.allSettled([info])])
+  const latencyMs = Math.round((performance.now() - started) * 100) / 100
+  const nodes = masters.map((address, i) => {
+    const outcome = answers[i]
+    if (outcome.status === 'fulfilled' && outcome.value === 'PONG') return { address, healthy: true }
+    const reason = outcome.status === 'rejected' ? outcome.reason : new Error(`unexpected PING reply ${String(outcome.value)}`)
+    return { address, healthy: false, error: (reason && reason.message) || String(reason) }
+  })
+  const clusterInfo = infoOutcome[0].status === 'fulfilled' ? parseInfo(infoOutcome[0].value) : {}
+  const state = String(clusterInfo.cluster_state ?? 'unknown')
+  const cluster = { state, masters: nodes }
+  const status = getConnectionStatus().state
+  const down = nodes.filter((n) => !n.healthy)
+  if (down.length === 0 && state === 'ok') return { healthy: true, latencyMs, status, cluster }
+  const error =
+    down.length > 0
+      ? `${down.length} of ${nodes.length} masters did not answer: ${down.map((n) => `${n.address} (${n.error})`).join('; ')}`
+      : infoOutcome[0].status === 'rejected'
+        ? `CLUSTER INFO failed: ${infoOutcome[0].reason && infoOutcome[0].reason.message}`
+        : `cluster_state is ${state}`
+  return { healthy: false, latencyMs, status, error, code: down.length > 0 ? 'ENODE' : 'ECLUSTERSTATE', cluster }
+}
+
+/**
+ * PINGs Redis: `{ healthy, latencyMs, status, error? }`; on a cluster every
+ * master, plus `cluster_state` (and a `cluster` section). Never throws, and
  * answers within `timeoutMs` (default 1000) whatever the server does.
  */
 async function checkRedisHealth(options = {}) {
   const timeoutMs = options.timeoutMs ?? HEALTH_TIMEOUT_MS
   const started = performance.now()
   try {
+    const masters = await within(clusterMasters(), timeoutMs, 'the cluster slot map')
+    if (masters !== null) return await clusterHealth(masters, started, timeoutMs)
     // DEGRADED: while the connection is re-made the probe answers at once.
     const reply = await within(request(Op.CALL | Flag.DEGRADED, 'PING', []), timeoutMs, 'Redis PING')
     const latencyMs = Math.round((performance.now() - started) * 100) / 100
@@ -174,9 +213,27 @@ function alertsFor(metrics) {
  * when Redis cannot be reached (use checkRedisHealth for a probe that never does).
  */
 async function getRedisMetrics() {
-  // Both in the same tick: one batch, one round trip.
-  const [infoText, db] = await Promise.all([request(Op.CALL, 'INFO', ['everything']), request(Op.CALL, 'DBSIZE', [])])
-  const info = parseInfo(infoText)
+  const masters = await clusterMasters()
+  let info
+  let db
+  let clusterSection = null
+  if (masters === null) {
+    // Both in the same tick: one batch, one round trip.
+    const [infoText, size] = await Promise.all([request(Op.CALL, 'INFO', ['everything']), request(Op.CALL, 'DBSIZE', [])])
+    info = parseInfo(infoText)
+    db = size
+  } else {
+    // Every master at once; CLUSTER INFO from the first.
+    const each = (command, args) => Promise.all(masters.map((node) => request(Op.CALL | Flag.NODE, node, [command, ...args])))
+    const [infos, sizes, clusterInfoText] = await Promise.all([
+      each('INFO', ['everything']),
+      each('DBSIZE', []),
+      request(Op.CALL | Flag.NODE, masters[0], ['CLUSTER', 'INFO']),
+    ])
+    info = sumInfos(infos.map(parseInfo))
+    db = sizes.reduce((a, b) => a + b, 0)
+    clusterSection = clusterFigures(parseInfo(clusterInfoText))
+  }
   const server = info.server || {}
   const mem = info.memory || {}
   const st = info.stats || {}
@@ -226,7 +283,7 @@ async function getRedisMetrics() {
     server: {
       version: String(server.redis_version || ''),
       uptimeSeconds: Number(server.uptime_in_seconds || 0),
-      mode: String(server.redis_mode || ''),
+      mode: masters === null ? String(server.redis_mode || '') : 'cluster',
     },
     keyspace,
     totalKeys,
@@ -242,8 +299,70 @@ async function getRedisMetrics() {
       state: status.state,
     },
   }
+  if (clusterSection !== null) metrics.cluster = clusterSection
   metrics.alerts = alertsFor(metrics)
   return metrics
+}
+
+/**
+ * The INFO of several masters as one: counters and sizes summed (keyspace per
+ * db, stats, clients, memory), ratios and the rest from the worst or the first.
+ */
+function sumInfos(infos) {
+  const out = {}
+  const worst = new Set(['mem_fragmentation_ratio'])
+  const first = new Set(['maxmemory_policy', 'used_memory_human', 'total_system_memory'])
+  for (const info of infos) {
+    for (const [name, section] of Object.entries(info)) {
+      if (section === null || typeof section !== 'object') continue
+      const into = (out[name] ??= {})
+      for (const [field, value] of Object.entries(section)) {
+        if (name === 'keyspace') {
+          const fields = Object.fromEntries(String(value).split(',').map((kv) => kv.split('=')))
+          const had = into[field] ? Object.fromEntries(String(into[field]).split(',').map((kv) => kv.split('='))) : {}
+          const keys = Number(had.keys || 0) + Number(fields.keys || 0)
+          const expires = Number(had.expires || 0) + Number(fields.expires || 0)
+          into[field] = `keys=${keys},expires=${expires},avg_ttl=${Math.max(Number(had.avg_ttl || 0), Number(fields.avg_ttl || 0))}`
+        } else if (!(field in into) || first.has(field)) {
+          if (!(field in into)) into[field] = value
+        } else if (worst.has(field)) {
+          into[field] = Math.max(Number(into[field]) || 0, Number(value) || 0)
+        } else if (typeof value === 'number' && typeof into[field] === 'number') {
+          into[field] = field === 'uptime_in_seconds' ? Math.min(into[field], value) : into[field] + value
+        }
+      }
+    }
+  }
+  if (out.memory && typeof out.memory.used_memory === 'number') out.memory.used_memory_human = humanBytes(out.memory.used_memory)
+  return out
+}
+
+function humanBytes(n) {
+  const units = ['B', 'K', 'M', 'G', 'T']
+  let i = 0
+  let v = n
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024
+    i++
+  }
+  return `${i === 0 ? v : v.toFixed(2)}${units[i]}`
+}
+
+/** The `cluster` section of getRedisMetrics(): CLUSTER INFO plus the client's view of the nodes. */
+function clusterFigures(clusterInfo) {
+  const nodes = (native.clusterNodes() || []).map((n) => ({
+    address: n.address,
+    role: n.role,
+    slots: n.slots,
+    connected: n.state === 'ready',
+  }))
+  return {
+    state: String(clusterInfo.cluster_state ?? 'unknown'),
+    slotsOk: Number(clusterInfo.cluster_slots_ok ?? 0),
+    masters: nodes.filter((n) => n.role === 'master').length,
+    replicas: nodes.filter((n) => n.role !== 'master').length,
+    nodes,
+  }
 }
 
 // ── History: the samples behind the dashboard's charts ───────────────────────

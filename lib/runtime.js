@@ -11,13 +11,25 @@ const { isMainThread } = require('node:worker_threads')
 const native = require('./native.js')
 
 /** Request kinds understood by `Channel.submit`, from the binding (src/core/request.rs). */
-const Op = Object.freeze({ CALL: native.OP_CALL, CALL_BUFFER: native.OP_CALL_BUFFER, SCAN: native.OP_SCAN, CLOSE: native.OP_CLOSE })
+const Op = Object.freeze({
+  CALL: native.OP_CALL,
+  CALL_BUFFER: native.OP_CALL_BUFFER,
+  SCAN: native.OP_SCAN,
+  CLOSE: native.OP_CLOSE,
+  MASTERS: native.OP_MASTERS,
+})
 /**
  * Flags or-ed into an op: `DEGRADED` fails at once while a lost connection is
  * re-made (the caller has a degraded answer: a miss, a failure policy);
- * `SCRIPT_PROBE` marks the package's own EVALSHA, whose NOSCRIPT is handled.
+ * `SCRIPT_PROBE` marks the package's own EVALSHA, whose NOSCRIPT is handled;
+ * `NODE`: the first argument names the cluster node (`host:port`) the request
+ * goes to (the fan-out over the masters; one server ignores it).
  */
-const Flag = Object.freeze({ DEGRADED: native.REQUEST_DEGRADED, SCRIPT_PROBE: native.REQUEST_SCRIPT_PROBE })
+const Flag = Object.freeze({
+  DEGRADED: native.REQUEST_DEGRADED,
+  SCRIPT_PROBE: native.REQUEST_SCRIPT_PROBE,
+  NODE: native.REQUEST_NODE,
+})
 
 /** A `TypeError` with `code: 'EINVALID'`: bad input, refused before anything is sent. */
 function invalid(message) {
