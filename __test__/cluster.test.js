@@ -511,9 +511,10 @@ describe('a cluster (the harness default transport)', () => {
         expect(n.role).toBe(master ? 'master' : 'replica')
         expect(typeof n.connected).toBe('boolean')
         if (master) {
-          const slotCount = Array.isArray(n.slots) ? n.slots.reduce((s, [a, b]) => s + b - a + 1, 0) : n.slots
-          expect(slotCount).toBe(master.slots.reduce((s, [a, b]) => s + b - a + 1, 0))
+          expect(n.slots).toEqual(master.slots)
           expect(n.connected).toBe(true)
+        } else {
+          expect(n.slots).toEqual([])
         }
       }
       const sizes = await Promise.all(nodes.masters.map((m) => nodes.client(m).dbsize()))
@@ -524,7 +525,10 @@ describe('a cluster (the harness default transport)', () => {
     })
 
     test('checkRedisHealth is healthy; getConnectionStatus lists every node with its slots', async () => {
-      expect(await redis.checkRedisHealth()).toMatchObject({ healthy: true })
+      const health = await redis.checkRedisHealth()
+      expect(health).toMatchObject({ healthy: true, status: 'ready', cluster: { state: 'ok' } })
+      expect(health.cluster.masters.map((m) => m.address).sort()).toEqual(nodes.masters.map((m) => m.address).sort())
+      for (const m of health.cluster.masters) expect(m.healthy).toBe(true)
       const status = redis.getConnectionStatus()
       expect(status.state).toBe('ready')
       expect(status.nodes.map((n) => n.address).sort()).toEqual(cluster.nodes.map((n) => n.address).sort())
@@ -537,6 +541,7 @@ describe('a cluster (the harness default transport)', () => {
 
   describe('failover under load', () => {
     let watcher
+    let victim
     beforeAll(async () => {
       cluster.flushAll()
       nodes.refresh()
@@ -548,10 +553,16 @@ describe('a cluster (the harness default transport)', () => {
       redis.configureRateLimiter({ denyCache: true })
       if (watcher) watcher.disconnect()
       await redis.closeRedisConnection()
+      // Whatever the test's outcome, the next block gets a whole cluster.
+      if (victim && !victim.server.child) {
+        await cluster.restart(victim)
+        await cluster.waitForHealthy()
+      }
+      nodes.refresh()
     })
 
     test('a master killed with 128 calls in flight: every call settles in time, its slots come back within 3 s, locks and limits hold', async () => {
-      const victim = nodes.masters[0]
+      victim = nodes.masters[0]
       const replica = cluster.replicas().find((r) => r.master === victim.id)
       const onVictim = (key) => nodes.ownerOf(key).id === victim.id
       const LIMIT = 40
@@ -646,7 +657,8 @@ describe('a cluster (the harness default transport)', () => {
         for (const deadline = Date.now() + 5000; inFlight < 128 && Date.now() < deadline; ) {
           await new Promise((resolve) => setImmediate(resolve))
         }
-        const inFlightAtKill = inFlight
+        const inFlightAtKill = calls.filter((c) => c.settledAt === null)
+        expect(inFlightAtKill.length).toBe(inFlight)
         killedAt = Date.now()
         await cluster.kill(victim)
         const exitedAt = Date.now()
@@ -661,14 +673,12 @@ describe('a cluster (the harness default transport)', () => {
         await sleep(3500)
         stop = true
         await Promise.all(workers)
-        const pendingAtKill = calls.filter((c) => c.startedAt <= killedAt && c.settledAt > killedAt).length
-        expect(pendingAtKill).toBe(inFlightAtKill)
         const victimCalls = calls.filter((c) => !c.survivor)
         const sample = (list) => list.slice(0, 5).map((c) => ({ kind: c.kind, key: c.key, ms: c.settledAt - c.startedAt, error: c.error && `${c.error.code} ${c.error.message}`, value: c.value }))
 
         // The master died with the 128 workers' calls in flight, some on its slots.
-        expect(inFlightAtKill).toBe(128)
-        expect(calls.filter((c) => !c.survivor && c.startedAt <= killedAt && c.settledAt > killedAt).length).toBeGreaterThan(0)
+        expect(inFlightAtKill.length).toBe(128)
+        expect(inFlightAtKill.filter((c) => !c.survivor).length).toBeGreaterThan(0)
         // Every call settled within commandTimeoutMs + 25 %.
         expect(sample(calls.filter((c) => c.settledAt - c.startedAt > COMMAND_TIMEOUT_MS * 1.25))).toEqual([])
         // Calls on the surviving masters all succeeded, all along.
