@@ -209,25 +209,37 @@ class RedisCluster {
     const count = masters * (1 + replicasPerMaster)
     this.dir = fs.mkdtempSync(path.join(os.tmpdir(), 'yg-redis-cluster-'))
     try {
-      for (let index = 0; index < count; index++) {
-        const port = await freePort()
-        let busPort = await freePort()
-        while (busPort === port) busPort = await freePort()
-        const nodeDir = path.join(this.dir, `node-${index}`)
-        fs.mkdirSync(nodeDir)
-        const nodeArgs = [
-          '--cluster-enabled', 'yes',
-          '--cluster-config-file', path.join(nodeDir, 'nodes.conf'),
-          '--cluster-node-timeout', String(nodeTimeoutMs),
-          '--cluster-port', String(busPort),
-          '--dir', nodeDir,
-          ...(tls ? ['--tls-cluster', 'yes', '--tls-replication', 'yes'] : []),
-          ...args,
-        ]
-        const server = new RedisServer({ port, args: nodeArgs, tls: tls || false })
-        this.nodes.push({ index, host: '127.0.0.1', port, busPort, address: `127.0.0.1:${port}`, id: null, announced: null, server })
+      // Ports are free when chosen, but another socket may take one before
+      // the node binds it: a node that fails to bind gets new ports and tries again.
+      const startNode = async (index) => {
+        for (let attempt = 1; ; attempt++) {
+          const port = await freePort()
+          let busPort = await freePort()
+          while (busPort === port) busPort = await freePort()
+          const nodeDir = path.join(this.dir, `node-${index}`)
+          fs.mkdirSync(nodeDir, { recursive: true })
+          const nodeArgs = [
+            '--cluster-enabled', 'yes',
+            '--cluster-config-file', path.join(nodeDir, 'nodes.conf'),
+            '--cluster-node-timeout', String(nodeTimeoutMs),
+            '--cluster-port', String(busPort),
+            '--dir', nodeDir,
+            ...(tls ? ['--tls-cluster', 'yes', '--tls-replication', 'yes'] : []),
+            ...args,
+          ]
+          const server = new RedisServer({ port, args: nodeArgs, tls: tls || false })
+          const node = { index, host: '127.0.0.1', port, busPort, address: `127.0.0.1:${port}`, id: null, announced: null, server }
+          this.nodes[index] = node
+          try {
+            await server.start()
+            return
+          } catch (error) {
+            if (attempt >= 5 || !/Address already in use/.test(String(error && error.message))) throw error
+            fs.rmSync(path.join(nodeDir, 'nodes.conf'), { force: true })
+          }
+        }
       }
-      await Promise.all(this.nodes.map((n) => n.server.start()))
+      await Promise.all(Array.from({ length: count }, (_, index) => startNode(index)))
       for (const node of this.nodes) node.id = this.cli(node, 'CLUSTER', 'MYID')
       await this.#redisCli([
         '--cluster', 'create', ...this.nodes.map((n) => n.address),
