@@ -32,15 +32,16 @@ export declare class Channel {
    */
   submit(meta: unknown, count: number, text: unknown, buffers: unknown): void
   /**
-   * Hands reading of the current plain-TCP connection to this JS thread:
-   * returns a reader with the socket's descriptor for `net.Socket({ fd })`,
-   * or null when there is nothing to take over (already taken, TLS, Windows).
+   * Hands reading of the ready connections (one server's, or each cluster
+   * node's) that no thread reads yet to this JS thread: a reader per
+   * connection, with the socket's descriptor for `net.Socket({ fd })`; none
+   * when there is nothing to take over (already taken, not ready, Windows).
    * The environment (thread) that adopts reading hands it back before it goes
    * (`SocketReader.release`, on its `exit`); if it goes without doing so (a
    * terminated worker), its cleanup hook drops the connection, so requests of
    * other threads never wait on a reader that is gone.
    */
-  adoptReader(): SocketReader | null
+  adoptReaders(): Array<SocketReader>
   /**
    * Moves settled requests and events into `meta` / `data` / `extras` (see the
    * module docs); `meta[1]` is 1 when more are waiting.

@@ -265,29 +265,35 @@ function createRuntime() {
     if (pending === 0) keepAlive.unref()
   }
 
-  // Who reads the plain-TCP socket. On Unix the JS thread takes it over
-  // (through libuv, on a duplicate of the socket's descriptor): a reply wakes
-  // the JS thread directly, as it would for ioredis, and Rust parses the bytes
-  // synchronously. Until then (and on Windows) a Rust thread reads and wakes
-  // JS once per batch. The handover is exclusive: Rust stops reading, under the
-  // lock it reads under, before libuv starts (see FastConn::adopt_reader).
+  // Who reads the sockets. On Unix the JS thread takes each ready connection
+  // over (one server's, or every cluster node's; through libuv, on a duplicate
+  // of the socket's descriptor): a reply wakes the JS thread directly, as it
+  // would for ioredis, and Rust parses the bytes synchronously. Until then (and
+  // on Windows) a Rust thread reads and wakes JS once per batch. The handover
+  // is exclusive: Rust stops reading, under the lock it reads under, before
+  // libuv starts (see FastConn::adopt_reader).
   const readBuffer = Buffer.allocUnsafeSlow(64 * 1024)
-  let jsReader = null // { reader, socket }
+  /** The sockets this instance reads: { reader, socket, handBack } each. */
+  const jsReaders = new Set()
   // Adopting waits for this instance's next flush, so that of several module
   // instances in one process (jest files, worker threads) one that sends takes it.
   let adoptable = useJsReader
   /** How many sockets this instance took over (for tests and diagnostics). */
   const readerStats = { adopted: 0 }
 
-  function adoptReader() {
-    let reader
+  function adoptReaders() {
+    let readers
     try {
-      reader = channel.adoptReader()
+      readers = channel.adoptReaders()
     } catch {
       return
     }
-    if (!reader) return
-    forgetReader() // a previous connection's socket, if any
+    if (readers.length === 0) return
+    forgetDeadReaders() // replaced connections' sockets, if any
+    for (const reader of readers) adoptReader(reader)
+  }
+
+  function adoptReader(reader) {
     const state = { reader, socket: null, handBack: null }
     const socket = new net.Socket({
       fd: reader.fd,
@@ -318,7 +324,7 @@ function createRuntime() {
       wake()
       socket.destroy()
       process.removeListener('exit', state.handBack)
-      if (jsReader === state) jsReader = null
+      jsReaders.delete(state)
     }
     socket.on('end', () => lost(null))
     socket.on('error', lost)
@@ -334,25 +340,34 @@ function createRuntime() {
       reader.release()
     }
     process.once('exit', state.handBack)
-    jsReader = state
+    jsReaders.add(state)
   }
 
-  /** Drops the JS end of the current reader (when its connection is gone or replaced). */
-  function forgetReader() {
-    const state = jsReader
-    jsReader = null
-    if (state !== null) process.removeListener('exit', state.handBack)
-    if (state !== null && state.socket !== null) {
+  /** Drops the JS end of one reader (its connection is gone or replaced). */
+  function forget(state) {
+    jsReaders.delete(state)
+    process.removeListener('exit', state.handBack)
+    if (state.socket !== null) {
       const socket = state.socket
       state.socket = null // its 'close' must not report on a connection that is already gone
       socket.destroy()
     }
   }
 
+  /** Drops the readers of connections that are gone. */
+  function forgetDeadReaders() {
+    for (const state of jsReaders) if (state.reader.dead) forget(state)
+  }
+
+  /** Drops every reader (the client was closed). */
+  function forgetReaders() {
+    for (const state of jsReaders) forget(state)
+  }
+
   function dispatchEvent(event) {
     // A new connection can be adopted; the instance that sends next takes it.
     if (event.type === 'ready') adoptable = useJsReader
-    else if (event.type === 'end' && jsReader !== null && jsReader.reader.dead) forgetReader()
+    else if (event.type === 'end') forgetDeadReaders()
     for (const listener of listeners) {
       try {
         listener(event)
@@ -377,7 +392,7 @@ function createRuntime() {
     }
     if (adoptable) {
       adoptable = false
-      adoptReader()
+      adoptReaders()
     }
     try {
       channel.submit(meta, count, text, buffers)
@@ -463,7 +478,7 @@ function createRuntime() {
   function release() {
     if (pending === 0 && !flushScheduled) started = false
     if (attached && pending === 0 && !flushScheduled) {
-      forgetReader()
+      forgetReaders()
       channel.detach()
       attached = false
     }

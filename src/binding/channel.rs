@@ -217,39 +217,24 @@ impl Channel {
     Ok(())
   }
 
-  /// Hands reading of the current plain-TCP connection to this JS thread:
-  /// returns a reader with the socket's descriptor for `net.Socket({ fd })`,
-  /// or null when there is nothing to take over (already taken, TLS, Windows).
+  /// Hands reading of the ready connections (one server's, or each cluster
+  /// node's) that no thread reads yet to this JS thread: a reader per
+  /// connection, with the socket's descriptor for `net.Socket({ fd })`; none
+  /// when there is nothing to take over (already taken, not ready, Windows).
   /// The environment (thread) that adopts reading hands it back before it goes
   /// (`SocketReader.release`, on its `exit`); if it goes without doing so (a
   /// terminated worker), its cleanup hook drops the connection, so requests of
   /// other threads never wait on a reader that is gone.
   #[napi]
-  pub fn adopt_reader(&self, env: Env) -> Option<SocketReader> {
-    let client = client::existing()?;
-    let conn = client.ready_fast()?;
-    let fd = conn.adopt_reader()?;
-    let weak = Arc::downgrade(&conn);
-    let handed_back = env.add_env_cleanup_hook(weak, |weak| {
-      if let Some(conn) = weak.upgrade() {
-        conn.abandon_reader();
-      }
-    });
-    if handed_back.is_err() {
-      // No way to hand reading back from this environment: do not take it.
-      conn.release_reader();
-      // SAFETY: `fd` is the descriptor adopt_reader just duplicated for us and
-      // nobody else owns it; closing it here is its only close.
-      #[cfg(unix)]
-      drop(unsafe { <std::net::TcpStream as std::os::fd::FromRawFd>::from_raw_fd(fd) });
-      return None;
-    }
-    Some(SocketReader {
-      conn,
-      owner: Arc::clone(client.link()?) as Arc<dyn Owner>,
-      channel: Arc::clone(&self.inner),
-      fd,
-    })
+  pub fn adopt_readers(&self, env: Env) -> Vec<SocketReader> {
+    let Some(client) = client::existing() else {
+      return Vec::new();
+    };
+    client
+      .links()
+      .into_iter()
+      .filter_map(|link| adopt_one(&self.inner, &env, link))
+      .collect()
   }
 
   /// Moves settled requests and events into `meta` / `data` / `extras` (see the
@@ -349,6 +334,33 @@ impl Channel {
     }
     Ok(())
   }
+}
+
+/// One link's connection handed to the JS thread of `env` (see `adopt_readers`).
+fn adopt_one(inner: &Arc<ReplyQueue>, env: &Env, link: Arc<crate::core::link::Link>) -> Option<SocketReader> {
+  let conn = link.ready_fast()?;
+  let fd = conn.adopt_reader()?;
+  let weak = Arc::downgrade(&conn);
+  let handed_back = env.add_env_cleanup_hook(weak, |weak| {
+    if let Some(conn) = weak.upgrade() {
+      conn.abandon_reader();
+    }
+  });
+  if handed_back.is_err() {
+    // No way to hand reading back from this environment: do not take it.
+    conn.release_reader();
+    // SAFETY: `fd` is the descriptor adopt_reader just duplicated for us and
+    // nobody else owns it; closing it here is its only close.
+    #[cfg(unix)]
+    drop(unsafe { <std::net::TcpStream as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+    return None;
+  }
+  Some(SocketReader {
+    conn,
+    owner: link as Arc<dyn Owner>,
+    channel: Arc::clone(inner),
+    fd,
+  })
 }
 
 /// The JS thread's reading end of one plain-TCP connection.

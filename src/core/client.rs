@@ -86,6 +86,14 @@ impl Client {
     }
   }
 
+  /// Every server link: the one of a single server, or a cluster's links.
+  pub fn links(&self) -> Vec<Arc<Link>> {
+    match &self.topology {
+      Topology::Single(link) => vec![Arc::clone(link)],
+      Topology::Cluster(cluster) => cluster.links(),
+    }
+  }
+
   /// The cluster, when the client talks to one.
   pub fn cluster(&self) -> Option<&Arc<Cluster>> {
     match &self.topology {

@@ -601,6 +601,11 @@ impl Cluster {
 
   /// The cluster's state for `getConnectionStatus()`: `ready` when there is a
   /// map and every master's connection is up.
+  /// Every link this cluster has now (one per node it sent to).
+  pub fn links(&self) -> Vec<Arc<Link>> {
+    self.links.lock().unwrap().values().cloned().collect()
+  }
+
   pub fn status(&self) -> Status {
     if self.is_closed() {
       return Status {
