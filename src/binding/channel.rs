@@ -247,6 +247,7 @@ impl Channel {
     // JS runs nothing meanwhile. The check below refuses two views of the same
     // memory, so the two `&mut` slices never alias.
     let meta_out = unsafe { float64_slice_mut(raw_env, meta.raw())? };
+    // SAFETY: as for `meta` above; the overlap check follows before either is written.
     let data_out = unsafe { buffer_slice_mut(raw_env, data.raw())? };
     {
       let meta_range = meta_out.as_ptr_range();

@@ -255,16 +255,10 @@ impl<'a> Submission<'a> {
       }
     } else {
       match encode(&mut *self.wire, op, checked, args, &self.prefix) {
-        Ok(name) => self.pending.push(Pending {
-          channel: Arc::clone(self.channel),
-          id,
-          mode,
-          name,
-          deadline: self.deadline,
-          timed_out: false,
-          probe,
-          route: None,
-        }),
+        Ok(name) => {
+          let pending = self.pending_of(id, mode, name, probe, None);
+          self.pending.push(pending);
+        }
         Err(failure) => return self.fail(id, &failure),
       }
     }
@@ -346,23 +340,15 @@ impl<'a> Submission<'a> {
           return Err(link.reconnecting_failure());
         }
       }
-      let pending = Pending {
-        channel: Arc::clone(self.channel),
-        id,
-        mode,
-        name,
-        deadline: self.deadline,
-        timed_out: false,
-        probe,
-        route: Some(Box::new(Routed {
-          bytes,
-          slot,
-          hops: 0,
-          part,
-          node: node.clone(),
-          asking: false,
-        })),
+      let routed = Routed {
+        bytes,
+        slot,
+        hops: 0,
+        part,
+        node: node.clone(),
+        asking: false,
       };
+      let pending = self.pending_of(id, mode, name, probe, Some(Box::new(routed)));
       match target {
         Some(link) => {
           let bytes = &pending.route.as_ref().expect("routed").bytes;
@@ -381,6 +367,27 @@ impl<'a> Submission<'a> {
       }
     }
     Ok(())
+  }
+
+  /// A request of this submit, waiting for its reply until the submit's deadline.
+  fn pending_of(
+    &self,
+    id: u32,
+    mode: ReplyMode,
+    name: CommandName,
+    probe: bool,
+    route: Option<Box<Routed>>,
+  ) -> Pending {
+    Pending {
+      channel: Arc::clone(self.channel),
+      id,
+      mode,
+      name,
+      deadline: self.deadline,
+      timed_out: false,
+      probe,
+      route,
+    }
   }
 
   /// Answers `OP_MASTERS`: the cluster's masters once there is a map, `null` for one server.

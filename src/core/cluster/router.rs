@@ -307,14 +307,10 @@ impl Cluster {
     let shape = |e: super::topology::TopologyError| {
       Failure::new(FailureKind::Connection, format!("the slot map from {address}: {e}"))
     };
-    let reply = connection::query(
-      &address.host,
-      address.port,
-      &handshake,
-      endpoint.tls.as_ref(),
-      &[b"CLUSTER", b"SHARDS"],
-    )
-    .await?;
+    let ask = |command: &'static [&'static [u8]]| {
+      connection::query(&address.host, address.port, &handshake, endpoint.tls.as_ref(), command)
+    };
+    let reply = ask(&[b"CLUSTER", b"SHARDS"]).await?;
     if reply.starts_with(b"-") && reply.windows(24).any(|w| w == b"cluster support disabled") {
       // A configuration mistake, not an outage: say so at once.
       let answer = String::from_utf8_lossy(&reply[1..]).trim_end().to_string();
@@ -329,14 +325,7 @@ impl Cluster {
     match SlotMap::from_shards(&reply, self.context(address)) {
       Ok(map) => Ok(map),
       Err(e) if e.is_unknown_subcommand() => {
-        let reply = connection::query(
-          &address.host,
-          address.port,
-          &handshake,
-          endpoint.tls.as_ref(),
-          &[b"CLUSTER", b"SLOTS"],
-        )
-        .await?;
+        let reply = ask(&[b"CLUSTER", b"SLOTS"]).await?;
         SlotMap::from_slots(&reply, self.context(address)).map_err(shape)
       }
       Err(e) => Err(shape(e)),
