@@ -18,29 +18,10 @@
 // redisOptions.tls.ca), YG_BENCH_WARM_KEYS (JSON: one key per master, read once
 // before measuring so that every client has its connection to every master).
 const fs = require('node:fs')
-const { runWorker } = require('./lib.js')
+const { runWorker, profile } = require('./lib.js')
 
 const caFile = process.env.YG_BENCH_CA || null
 const warmKeys = JSON.parse(process.env.YG_BENCH_WARM_KEYS || '[]')
-
-/** A realistic ~1 KB user profile (as cache-worker.js). */
-const profile = {
-  id: 'clx9a8b7c6d5e4f3g2h1',
-  email: 'creator@example.com',
-  name: 'Test Creator',
-  role: 'CREATOR',
-  emailVerified: true,
-  createdAt: '2025-10-10T12:00:00.000Z',
-  updatedAt: '2025-10-11T08:30:00.000Z',
-  profile: {
-    bio: 'x'.repeat(400),
-    avatarUrl: `https://cdn.example.com/a/${'y'.repeat(40)}`,
-    socials: { instagram: '@creator', tiktok: '@creator', youtube: '@creator-channel' },
-    tags: ['music', 'art', 'film', 'photo'],
-  },
-  stats: { assets: 42, projects: 7, earningsCents: 1234567 },
-  preferences: { emails: true, theme: 'dark', locale: 'en-US' },
-}
 
 /** The addon on the cluster, connected to every master. */
 async function addon(url) {

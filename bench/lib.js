@@ -88,4 +88,23 @@ function runWorker(setup) {
   })
 }
 
-module.exports = { closedLoop, runChild, runWorker }
+/** A realistic ~1 KB user profile: the cached value of the cache benchmarks. */
+const profile = {
+  id: 'clx9a8b7c6d5e4f3g2h1',
+  email: 'creator@example.com',
+  name: 'Test Creator',
+  role: 'CREATOR',
+  emailVerified: true,
+  createdAt: '2025-10-10T12:00:00.000Z',
+  updatedAt: '2025-10-11T08:30:00.000Z',
+  profile: {
+    bio: 'x'.repeat(400),
+    avatarUrl: `https://cdn.example.com/a/${'y'.repeat(40)}`,
+    socials: { instagram: '@creator', tiktok: '@creator', youtube: '@creator-channel' },
+    tags: ['music', 'art', 'film', 'photo'],
+  },
+  stats: { assets: 42, projects: 7, earningsCents: 1234567 },
+  preferences: { emails: true, theme: 'dark', locale: 'en-US' },
+}
+
+module.exports = { closedLoop, runChild, runWorker, profile }

@@ -162,37 +162,22 @@ impl Endpoint {
   /// client's TLS settings (the certificate checked against `host`, or
   /// `tls.servername`). A cluster has one database, 0.
   pub fn for_node(config: &ClientConfig, host: &str, port: u16) -> Result<Self, Failure> {
-    let base = Self::from_config(config)?;
-    let tls = if config.is_tls() {
-      let insecure = matches!(
-        connection_info(&config.url)?.addr(),
-        redis::ConnectionAddr::TcpTls { insecure: true, .. }
-      );
-      Some(TlsSettings::new(
-        host,
-        config.tls_ca_file.as_deref(),
-        config.tls_reject_unauthorized && !insecure,
-        config.tls_servername.as_deref(),
-      )?)
-    } else {
-      None
-    };
-    Ok(Endpoint {
-      host: host.to_string(),
-      port,
-      db: 0,
-      tls,
-      ..base
-    })
+    Self::build(config, Some((host, port)))
   }
 
   /// The endpoint of `config.url`, with its TLS settings for `rediss://`.
   pub fn from_config(config: &ClientConfig) -> Result<Self, Failure> {
+    Self::build(config, None)
+  }
+
+  /// `config.url`'s endpoint, or `node`'s with the URL's credentials
+  /// (database 0); the TLS settings are made once, for the host connected to.
+  fn build(config: &ClientConfig, node: Option<(&str, u16)>) -> Result<Self, Failure> {
     if let Some(password) = password_of(&config.url) {
       register_secret(&password);
     }
     let info = connection_info(&config.url)?;
-    let (host, port, insecure) = match info.addr() {
+    let (url_host, url_port, insecure) = match info.addr() {
       redis::ConnectionAddr::Tcp(host, port) => (host.clone(), *port, false),
       redis::ConnectionAddr::TcpTls {
         host, port, insecure, ..
@@ -204,6 +189,11 @@ impl Endpoint {
         ))
       }
     };
+    let settings = info.redis_settings();
+    let (host, port, db) = match node {
+      Some((host, port)) => (host.to_string(), port, 0),
+      None => (url_host, url_port, settings.db()),
+    };
     let tls = if config.is_tls() {
       Some(TlsSettings::new(
         &host,
@@ -214,13 +204,12 @@ impl Endpoint {
     } else {
       None
     };
-    let settings = info.redis_settings();
     Ok(Endpoint {
       host,
       port,
       username: settings.username().map(str::to_string),
       password: settings.password().map(str::to_string),
-      db: settings.db(),
+      db,
       tls,
     })
   }

@@ -258,13 +258,11 @@ impl Cluster {
     }
     // Up to five nodes are asked at once; the first `VIEWS` answers count.
     // (A dead node costs its connect timeout in parallel, not in turn.)
-    let base = Arc::new(Endpoint::from_config(&self.config)?);
     let mut asking = tokio::task::JoinSet::new();
     for address in candidates.into_iter().take(5) {
       let me = self.me();
-      let base = Arc::clone(&base);
       asking.spawn(async move {
-        match tokio::time::timeout(me.config.connect_timeout, me.ask_map(&base, &address)).await {
+        match tokio::time::timeout(me.config.connect_timeout, me.ask_map(&address)).await {
           Ok(outcome) => outcome,
           Err(_) => Err(Failure::new(
             FailureKind::Connection,
@@ -296,11 +294,11 @@ impl Cluster {
   }
 
   /// One node's map: `CLUSTER SHARDS`, or `CLUSTER SLOTS` where SHARDS is unknown.
-  async fn ask_map(&self, base: &Endpoint, address: &Address) -> Result<SlotMap, Failure> {
+  async fn ask_map(&self, address: &Address) -> Result<SlotMap, Failure> {
     let endpoint = Endpoint::for_node(&self.config, &address.host, address.port)?;
     let handshake = Handshake {
-      username: base.username.clone(),
-      password: base.password.clone(),
+      username: endpoint.username.clone(),
+      password: endpoint.password.clone(),
       db: 0,
       set_name: false,
     };
