@@ -93,6 +93,12 @@ export interface BullMqTls {
   servername?: string
 }
 
+/**
+ * The hash slots of `keys` (with `keyPrefix` in front) when the client in
+ * force is a cluster's, else null (one server: any keys share a script).
+ */
+export declare function clusterKeySlots(keys: Array<string>): Array<number> | null
+
 /** One node of a cluster. */
 export interface ClusterNode {
   /** `host:port` (after the natMap). */

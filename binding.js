@@ -839,6 +839,7 @@ module.exports.Channel = nativeBinding.Channel
 module.exports.SocketReader = nativeBinding.SocketReader
 module.exports.buildKey = nativeBinding.buildKey
 module.exports.bullmqConnection = nativeBinding.bullmqConnection
+module.exports.clusterKeySlots = nativeBinding.clusterKeySlots
 module.exports.clusterNodes = nativeBinding.clusterNodes
 module.exports.commandMetrics = nativeBinding.commandMetrics
 module.exports.configDiffers = nativeBinding.configDiffers

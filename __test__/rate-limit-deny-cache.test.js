@@ -100,8 +100,10 @@ test('configureRateLimiter({ denyCache: false }) sends every call to Redis; bad 
   configureRateLimiter({ denyCache: false })
   try {
     let results
+    // One after another (calls of one tick share a script call): each is a script.
     expect(await scriptsDuring(async () => {
-      results = await Promise.all(Array.from({ length: 20 }, () => rateLimiter.checkLimit(who, 'export')))
+      results = []
+      for (let i = 0; i < 20; i++) results.push(await rateLimiter.checkLimit(who, 'export'))
     })).toBe(20)
     expect(results.every((r) => !r.allowed && !r.cached)).toBe(true)
   } finally {
@@ -212,5 +214,55 @@ describe('blockUntilReady', () => {
     expect(performance.now() - started).toBeLessThan(500)
     // The positional defaults: RateLimitConfig.login (5 in 15 minutes).
     expect(await rateLimiter.blockUntilReady(id('login'), 'login', 100)).toMatchObject({ allowed: true, remaining: 4 })
+  })
+})
+
+describe('one tick\'s decisions go in one script call', () => {
+  test('150 concurrent calls on distinct identifiers: 3 script calls (64 + 64 + 22), each decided as alone', async () => {
+    const options = { limit: 2, windowSeconds: 60 }
+    const whos = Array.from({ length: 150 }, (_, i) => id(`batch-${i}`))
+    let results
+    expect(await scriptsDuring(async () => {
+      results = await Promise.all(whos.map((who, i) => rateLimiter.checkLimit(who, 'api', { ...options, cost: 1 + (i % 2) })))
+    })).toBe(3)
+    results.forEach((result, i) => {
+      expect(result).toMatchObject({ allowed: true, remaining: 1 - (i % 2), cached: false, degraded: false })
+      expect(Number(server.cli('STRLEN', RedisKeys.ratelimit.key('api', whos[i]))) / 8).toBe(1 + (i % 2))
+    })
+  })
+
+  test('one identifier several times in one call: decided in the order asked, exactly', async () => {
+    const who = id('batch-same')
+    const results = await Promise.all([
+      rateLimiter.checkLimit(who, 'api', { limit: 3, windowSeconds: 60, cost: 2 }),
+      rateLimiter.getStatus(who, 'api', { limit: 3, windowSeconds: 60 }),
+      rateLimiter.checkLimit(who, 'api', { limit: 3, windowSeconds: 60, cost: 2 }),
+      rateLimiter.checkLimit(who, 'api', { limit: 3, windowSeconds: 60 }),
+      rateLimiter.checkLimit(who, 'api', { limit: 3, windowSeconds: 60 }),
+    ])
+    expect(results.map((r) => [r.allowed, r.remaining])).toEqual([
+      [true, 1],
+      [true, 1],
+      [false, 1],
+      [true, 0],
+      [false, 0],
+    ])
+  })
+
+  test('a key of another type fails its own decision (its failure policy answers), not the others', async () => {
+    const taken = id('batch-taken')
+    server.cli('HSET', RedisKeys.ratelimit.key('api', taken), 'not', 'ours')
+    rateLimiter.setFailurePolicy('api', 'closed')
+    try {
+      const [mine, other] = await Promise.all([
+        rateLimiter.checkLimit(taken, 'api', { limit: 5, windowSeconds: 60 }),
+        rateLimiter.checkLimit(id('batch-fine'), 'api', { limit: 5, windowSeconds: 60 }),
+      ])
+      expect(mine).toMatchObject({ allowed: false, degraded: true })
+      expect(other).toMatchObject({ allowed: true, remaining: 4, degraded: false })
+      expect(server.cli('HGET', RedisKeys.ratelimit.key('api', taken), 'not')).toBe('ours')
+    } finally {
+      rateLimiter.setFailurePolicy('api', 'open')
+    }
   })
 })

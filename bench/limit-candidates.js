@@ -179,8 +179,10 @@ async function main() {
         // cost4: 200 windows, cost 4: 25 allowed each, then as many denied
         add('cost4', await measure(client, admin, pid, sha, plan('c', 200, 50, 4)))
         // The decisions agree: a full window answers "denied, 0 remaining" in every candidate.
-        const check = await client.evalsha(sha, 1, 'a:0', LIMIT, WINDOW_MS, 0, 1)
-        if (!check.startsWith('0 0 ')) throw new Error(`${name}: a full window answered ${check}`)
+        // (the chosen script answers five big-endian doubles; the others, text)
+        const check = await client.evalshaBuffer(sha, 1, 'a:0', LIMIT, WINDOW_MS, 0, 1)
+        const full = check.length === 40 ? check.readDoubleBE(0) === 0 && check.readDoubleBE(8) === 0 : check.toString().startsWith('0 0 ')
+        if (!full) throw new Error(`${name}: a full window answered ${check.toString('hex')}`)
         row.memory = await admin.call('MEMORY', 'USAGE', 'a:0')
         row.type = await admin.type('a:0')
       }

@@ -43,18 +43,25 @@ runWorker(async ({ clientName, opName, url }) => {
     const client = new Redis(url, { enableAutoPipelining: clientName !== 'ioredis' })
     const lua = fs.readFileSync(clientName === 'ioredis-new' ? SCRIPTS.new : SCRIPTS.seed, 'utf8')
     client.defineCommand('slidingWindow', { numberOfKeys: 1, lua })
-    // The same result object as the addon builds (both scripts start their reply
-    // with "allowed remaining resetUs nowUs").
+    // The same result object as the addon builds. The seed's script answers
+    // "allowed remaining resetUs nowUs" as text; the package's answers five
+    // big-endian doubles per decision (allowed remaining resetUs nowUs retryUs).
+    const fields =
+      clientName === 'ioredis-new'
+        ? async (key) => {
+            const reply = await client.slidingWindowBuffer(key, LIMIT, WINDOW_SECONDS * 1000, 1, 1)
+            return [0, 8, 16, 24].map((offset) => reply.readDoubleBE(offset))
+          }
+        : async (key) => (await client.slidingWindow(key, LIMIT, WINDOW_SECONDS * 1000, 1)).split(' ').map(Number)
     decide = async () => {
-      const reply = await client.slidingWindow(`ratelimit:api:${nextId()}`, LIMIT, WINDOW_SECONDS * 1000, 1)
-      const parts = reply.split(' ')
-      const resetInMs = (Number(parts[2]) - Number(parts[3])) / 1000
-      const allowed = parts[0] === '1'
+      const parts = await fields(`ratelimit:api:${nextId()}`)
+      const resetInMs = (parts[2] - parts[3]) / 1000
+      const allowed = parts[0] === 1
       return {
         allowed,
         limit: LIMIT,
-        remaining: Number(parts[1]),
-        resetAt: new Date(Math.ceil(Number(parts[3]) / 1000 + resetInMs)),
+        remaining: parts[1],
+        resetAt: new Date(Math.ceil(parts[3] / 1000 + resetInMs)),
         retryAfterMs: allowed ? 0 : Math.ceil(resetInMs),
       }
     }

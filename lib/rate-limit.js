@@ -6,7 +6,7 @@
 
 const { RedisKeys } = require('./keys.js')
 const { script, evalScript } = require('./scripts.js')
-const { runtime, Op, Flag, invalid } = require('./runtime.js')
+const { runtime, native, Op, Flag, invalid, RedisError } = require('./runtime.js')
 
 const { request } = runtime
 
@@ -200,26 +200,31 @@ function degraded(call, consume) {
   return { allowed: true, limit, remaining: limit, resetAt: new Date(now + windowMs), retryAfterMs: 0, degraded: true, cached: false }
 }
 
+/** Bytes of one decision in the script's reply: five big-endian doubles. */
+const DECISION_BYTES = 40
+
 /**
- * Turns the script's reply ("allowed remaining resetUs nowUs retryUs") into a
- * result. resetAt: when the oldest counted request leaves (allowed), or when
+ * Turns one decision of the script's reply (at `offset`: allowed, remaining,
+ * resetUs, nowUs, retryUs) into a result, or null when its key holds another
+ * type. resetAt: when the oldest counted request leaves (allowed), or when
  * the request's cost would fit (denied, = now + retryAfterMs).
  */
-function decode(reply, limit, windowMs) {
-  const parts = reply.split(' ')
-  const allowed = parts[0] === '1'
-  const nowUs = Number(parts[3])
+function decode(reply, offset, limit, windowMs) {
+  const flag = reply.readDoubleBE(offset)
+  if (flag < 0) return null
+  const allowed = flag === 1
+  const nowUs = reply.readDoubleBE(offset + 24)
   let resetInMs
   if (allowed) {
-    const resetUs = Number(parts[2])
+    const resetUs = reply.readDoubleBE(offset + 16)
     resetInMs = resetUs > 0 ? (resetUs - nowUs) / 1000 : windowMs
   } else {
-    resetInMs = (Number(parts[4]) - nowUs) / 1000
+    resetInMs = (reply.readDoubleBE(offset + 32) - nowUs) / 1000
   }
   return {
     allowed,
     limit,
-    remaining: Number(parts[1]),
+    remaining: reply.readDoubleBE(offset + 8),
     resetAt: new Date(Math.ceil(nowUs / 1000 + resetInMs)),
     retryAfterMs: allowed ? 0 : Math.max(1, Math.ceil(resetInMs)),
     degraded: false,
@@ -278,14 +283,114 @@ function cachedDenial(call) {
 }
 
 const slidingWindow = script('slidingWindow')
+/**
+ * The most decisions one script call carries: about 64 × 3.5 µs of the
+ * server's time, short enough not to hold other clients up.
+ */
+const MAX_BATCH = 64
 
-/** Runs the sliding-window script (its arguments built in place: this is the hot path). */
+// The decisions asked for in this tick, sent together (process.nextTick) as
+// one script call per MAX_BATCH (per hash slot on a cluster): one EVALSHA and
+// one TIME for all of them, which is most of what one decision costs the
+// server. Each decision is still made atomically, in the order asked.
+let batchCalls = []
+let batchConsumes = []
+let batchResolvers = []
+let batchRejecters = []
+let batchScheduled = false
+
+/** Runs the sliding-window decision of `call`: resolves its result (decoded from its part of the script's reply). */
 function runWindow(call, consume) {
+  return new Promise((resolve, reject) => {
+    batchCalls.push(call)
+    batchConsumes.push(consume)
+    batchResolvers.push(resolve)
+    batchRejecters.push(reject)
+    if (!batchScheduled) {
+      batchScheduled = true
+      process.nextTick(sendBatch)
+    }
+  })
+}
+
+function sendBatch() {
+  const calls = batchCalls
+  const consumes = batchConsumes
+  const resolvers = batchResolvers
+  const rejecters = batchRejecters
+  batchCalls = []
+  batchConsumes = []
+  batchResolvers = []
+  batchRejecters = []
+  batchScheduled = false
+  const count = calls.length
+  let slots = null
+  if (count > 1) {
+    try {
+      slots = native.clusterKeySlots(calls.map((call) => call.key))
+    } catch (error) {
+      for (let i = 0; i < count; i++) rejecters[i](error)
+      return
+    }
+  }
+  if (slots === null) {
+    for (let start = 0; start < count; start += MAX_BATCH) {
+      const end = Math.min(count, start + MAX_BATCH)
+      const group = []
+      for (let i = start; i < end; i++) group.push(i)
+      sendGroup(group, calls, consumes, resolvers, rejecters)
+    }
+    return
+  }
+  // A cluster: one script call per hash slot (its keys live on one node).
+  const groups = new Map()
+  for (let i = 0; i < count; i++) {
+    let group = groups.get(slots[i])
+    if (group === undefined || group.length === MAX_BATCH) {
+      if (group !== undefined) sendGroup(group, calls, consumes, resolvers, rejecters)
+      group = []
+      groups.set(slots[i], group)
+    }
+    group.push(i)
+  }
+  for (const group of groups.values()) sendGroup(group, calls, consumes, resolvers, rejecters)
+}
+
+/** One script call for the decisions at `indexes`; each caller gets its own part of the reply. */
+function sendGroup(indexes, calls, consumes, resolvers, rejecters) {
+  const n = indexes.length
+  const rest = [slidingWindow.sha, n]
+  for (let i = 0; i < n; i++) rest.push(calls[indexes[i]].key)
+  for (let i = 0; i < n; i++) {
+    const call = calls[indexes[i]]
+    rest.push(call.limit, call.windowMs, consumes[indexes[i]] ? 1 : 0, call.cost)
+  }
   // DEGRADED: while the connection is re-made the failure policy answers at once.
-  return evalScript(
-    slidingWindow,
-    [slidingWindow.sha, 1, keyOf(call), call.limit, call.windowMs, consume ? 1 : 0, call.cost],
-    Flag.DEGRADED,
+  evalScript(slidingWindow, rest, Flag.DEGRADED, Op.CALL_BUFFER).then(
+    (reply) => {
+      const hand = (from, to) => {
+        for (let i = from; i < to; i++) {
+          const index = indexes[i]
+          const call = calls[index]
+          const result =
+            reply.length >= (i + 1) * DECISION_BYTES ? decode(reply, i * DECISION_BYTES, call.limit, call.windowMs) : null
+          if (result !== null) resolvers[index](result)
+          else rejecters[index](new RedisError('rateLimiter: the window key holds a value of another type', 'WRONGTYPE'))
+        }
+      }
+      // Handed out in two halves, as the runtime hands out replies: the first
+      // half's callers send their next decisions (one script call) before the
+      // second half is handed out, so the server works while this thread does.
+      // Measured at 16 / 128 in flight: 1.46× / 1.49× the ops/s of handing all out at once.
+      if (n >= 4) {
+        const half = Math.ceil(n / 2)
+        hand(0, half)
+        setImmediate(hand, half, n)
+      } else hand(0, n)
+    },
+    (error) => {
+      for (let i = 0; i < n; i++) rejecters[indexes[i]](error)
+    },
   )
 }
 
@@ -301,7 +406,7 @@ async function ask(call, consume) {
   keyOf(call)
   let result
   try {
-    result = decode(await runWindow(call, consume), call.limit, call.windowMs)
+    result = await runWindow(call, consume)
     if (!result.allowed && denyState.enabled) rememberDenial(call, result)
   } catch {
     // A Redis error or timeout never rejects: the action's failure policy decides.

@@ -21,15 +21,16 @@ function script(name) {
  * Runs a script with `rest` = [its sha, numkeys, ...keys, ...args]: EVALSHA,
  * and EVAL with the source (which also loads it) when the server answers
  * NOSCRIPT — a reply handled here, so not counted as a failed command.
- * `flags` (e.g. `Flag.DEGRADED`) go with both requests.
+ * `flags` (e.g. `Flag.DEGRADED`) go with both requests; `op` is `Op.CALL`, or
+ * `Op.CALL_BUFFER` for a reply of bytes (a Buffer).
  */
-async function evalScript(entry, rest, flags = 0) {
+async function evalScript(entry, rest, flags = 0, op = Op.CALL) {
   try {
-    return await request(Op.CALL | Flag.SCRIPT_PROBE | flags, 'EVALSHA', rest)
+    return await request(op | Flag.SCRIPT_PROBE | flags, 'EVALSHA', rest)
   } catch (error) {
     if (error === null || typeof error !== 'object' || error.code !== 'NOSCRIPT') throw error
     rest[0] = entry.source
-    return request(Op.CALL | flags, 'EVAL', rest)
+    return request(op | flags, 'EVAL', rest)
   }
 }
 

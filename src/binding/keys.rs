@@ -117,3 +117,14 @@ pub fn key_slot(key: String) -> Result<u32> {
   let prefix = client::key_prefix().map_err(js_error)?;
   Ok(crate::core::cluster::slot::key_slot_parts(&[&prefix, key.as_bytes()]) as u32)
 }
+
+/// The hash slots of `keys` (with `keyPrefix` in front) when the client in
+/// force is a cluster's, else null (one server: any keys share a script).
+#[napi]
+pub fn cluster_key_slots(keys: Vec<String>) -> Result<Option<Vec<u32>>> {
+  let Some(prefix) = client::cluster_key_prefix().map_err(js_error)? else {
+    return Ok(None);
+  };
+  let slot = |key: &String| crate::core::cluster::slot::key_slot_parts(&[&prefix, key.as_bytes()]) as u32;
+  Ok(Some(keys.iter().map(slot).collect()))
+}

@@ -207,6 +207,19 @@ pub fn key_prefix() -> Result<Vec<u8>, Failure> {
   }
 }
 
+/// The key prefix in force when the client in force (the open one, else the
+/// next one) is a cluster's, else `None`: keys of one script must then share a slot.
+pub fn cluster_key_prefix() -> Result<Option<Vec<u8>>, Failure> {
+  let registry = REGISTRY.read().unwrap();
+  match registry.client.as_ref().filter(|c| !c.is_closed()) {
+    Some(c) => Ok(c.config.cluster.then(|| c.config.key_prefix.clone())),
+    None => {
+      let config = ClientConfig::resolve(&registry.options.clone().unwrap_or_default())?;
+      Ok(config.cluster.then_some(config.key_prefix))
+    }
+  }
+}
+
 /// Stores options for the next client. Refused once a command has made the
 /// client (whatever the options), until `closeRedisConnection()`.
 pub fn configure(options: Options) -> Result<(), Failure> {

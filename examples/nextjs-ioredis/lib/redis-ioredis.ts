@@ -17,8 +17,8 @@ import path from 'node:path'
 // ── client.ts ────────────────────────────────────────────────────────────────
 
 interface ScriptCommands {
-  /** sliding_window.lua: "allowed remaining resetUs nowUs retryUs" (ARGV: limit, window ms, consume, cost). */
-  slidingWindow(key: string, limit: number, windowMs: number, consume: number, cost: number): Promise<string>
+  /** sliding_window.lua: five big-endian doubles, allowed remaining resetUs nowUs retryUs (ARGV: limit, window ms, consume, cost). */
+  slidingWindowBuffer(key: string, limit: number, windowMs: number, consume: number, cost: number): Promise<Buffer>
   /** acquire_lock.lua: the fencing token, or 0 when the lock is held. */
   acquireLock(key: string, fenceKey: string, token: string, ttlMs: number): Promise<number>
   /** release_lock.lua: 1 when the lock was ours. */
@@ -157,16 +157,15 @@ export const rateLimiter = {
     const cost = options.cost ?? 1
     const windowMs = windowSeconds * 1000
     try {
-      const reply = await getRedisClient().slidingWindow(RedisKeys.ratelimit.key(action, identifier), limit, windowMs, 1, cost)
-      const parts = reply.split(' ')
-      const allowed = parts[0] === '1'
-      const resetUs = Number(parts[allowed ? 2 : 4])
-      const nowUs = Number(parts[3])
+      const reply = await getRedisClient().slidingWindowBuffer(RedisKeys.ratelimit.key(action, identifier), limit, windowMs, 1, cost)
+      const allowed = reply.readDoubleBE(0) === 1
+      const resetUs = reply.readDoubleBE(allowed ? 16 : 32)
+      const nowUs = reply.readDoubleBE(24)
       const resetInMs = resetUs > 0 ? (resetUs - nowUs) / 1000 : windowMs
       return {
         allowed,
         limit,
-        remaining: Number(parts[1]),
+        remaining: reply.readDoubleBE(8),
         resetAt: new Date(Math.ceil(nowUs / 1000 + resetInMs)),
         retryAfterMs: allowed ? 0 : Math.max(1, Math.ceil(resetInMs)),
         degraded: false,
