@@ -81,6 +81,30 @@ describe('withIdempotency', () => {
     expect(await withIdempotency(k, async () => ++runs, { ttlSeconds: 1 })).toBe(2)
   })
 
+  test('a replay of a key seen completed here is one GET (no claim sent); a record gone, claimed anew or of another fingerprint is handled as without it', async () => {
+    await withPrivateServer(async (server) => {
+      const k = key('hint')
+      let runs = 0
+      const fn = async () => ++runs
+      expect(await withIdempotency(k, fn)).toBe(1)
+      const sets = commandCalls(server, 'set')
+      const gets = commandCalls(server, 'get')
+      for (let i = 0; i < 5; i++) expect(await withIdempotency(k, fn)).toBe(1)
+      expect(commandCalls(server, 'set')).toBe(sets) // no claim
+      expect(commandCalls(server, 'get')).toBe(gets + 5)
+      // Another fingerprint: a mismatch, as ever.
+      await expect(withIdempotency(k, fn, { fingerprint: 'other' })).rejects.toBeInstanceOf(IdempotencyMismatchError)
+      // The record is gone (expired or deleted): fn runs again, under a new claim.
+      server.cli('DEL', recordKey(k))
+      expect(await withIdempotency(k, fn)).toBe(2)
+      expect(runs).toBe(2)
+      // Claimed anew by someone else (in progress): an in-progress duplicate, as ever.
+      server.cli('SET', recordKey(k), JSON.stringify({ state: 'in-progress', token: 'x', fingerprint: null, createdAt: Date.now() }), 'PX', '60000')
+      await expect(withIdempotency(k, fn)).rejects.toBeInstanceOf(IdempotencyInProgressError)
+      expect(runs).toBe(2)
+    })
+  })
+
   test('a result of undefined is stored as null; a result JSON cannot represent is a TypeError and nothing is stored', async () => {
     const k = key('undefined')
     expect(await withIdempotency(k, async () => undefined)).toBeUndefined()

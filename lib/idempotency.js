@@ -47,8 +47,21 @@ function claimLost(key, reason, cause) {
   return error
 }
 
-/** Runs in this process, by record key: a promise that settles when that run ends. */
-const { flights } = runtime.shared('idempotency', () => ({ flights: new Map() }))
+/**
+ * `flights`: runs in this process, by record key (a promise that settles when
+ * that run ends). `completed`: record keys this process saw completed lately.
+ * A completed record stays as it is until it expires, so for those a call
+ * first only reads it (a GET: no claim token, no claim sent); a key that is
+ * gone or not completed any more takes the claim path, as any other.
+ */
+const { flights, completed } = runtime.shared('idempotency', () => ({ flights: new Map(), completed: new Set() }))
+/** At most this many completed keys are remembered (then the set starts again). */
+const COMPLETED_HINTS = 4096
+
+function rememberCompleted(recordKey) {
+  if (completed.size >= COMPLETED_HINTS) completed.clear()
+  completed.add(recordKey)
+}
 
 const MAX_LEASE_SECONDS = 24 * 3600
 const MAX_TTL_SECONDS = 365 * 24 * 3600
@@ -180,7 +193,8 @@ async function runClaimed(key, recordKey, fn, o, token, createdAt, fingerprintJs
       )
       return value
     }
-    if (stored === 0) {
+    if (stored !== 0) rememberCompleted(recordKey)
+    else {
       process.emitWarning(
         `@yesgoddess/redis: withIdempotency(${key}): the claim was lost while fn ran and another call holds the key now; ` +
           'this result was not stored',
@@ -205,6 +219,16 @@ async function withIdempotency(key, fn, options) {
   const deadline = Date.now() + o.waitMs
   const fingerprintJson = o.fingerprint === null ? 'null' : JSON.stringify(o.fingerprint)
   let delay = POLL_FIRST_MS
+  if (completed.has(recordKey)) {
+    // Seen completed here: read it (a replay is then one GET, as a hand-written one is).
+    const text = await request(Op.CALL, 'GET', [recordKey])
+    const record = text === null ? null : decodeRecord(key, text)
+    if (record !== null && record.state === 'completed') {
+      if ((record.fingerprint ?? null) !== o.fingerprint) throw new IdempotencyMismatchError(key)
+      return record.result
+    }
+    completed.delete(recordKey) // expired, deleted or claimed anew: claim as usual
+  }
   for (;;) {
     const token = randomToken()
     const createdAt = Date.now()
@@ -214,7 +238,10 @@ async function withIdempotency(key, fn, options) {
     if (existing === null) return runClaimed(key, recordKey, fn, o, token, createdAt, fingerprintJson)
     const record = decodeRecord(key, existing)
     if ((record.fingerprint ?? null) !== o.fingerprint) throw new IdempotencyMismatchError(key)
-    if (record.state === 'completed') return record.result
+    if (record.state === 'completed') {
+      rememberCompleted(recordKey)
+      return record.result
+    }
     const remaining = deadline - Date.now()
     if (remaining <= 0) throw new IdempotencyInProgressError(key, o.waitMs)
     // In progress: wait for this process's own run to end, else ask again later.

@@ -12,14 +12,30 @@ function wellFormed(id, what) {
   }
 }
 
+/**
+ * Keys built lately, per builder: a key depends only on the builder and its
+ * ids (the key prefix is added when a command is sent), so a hot id (an
+ * idempotency key replayed, a flag asked for on every request) skips the call
+ * into Rust. Emptied when it reaches this size.
+ */
+const MEMO_SIZE = 4096
+
 function makeBuilder(index, maxArgs, family, name) {
   const what = `${family}.${name}`
   let builder
   if (maxArgs === 0) builder = () => nativeCall(() => native.buildKey(index))
   else if (maxArgs === 1) {
+    const memo = new Map()
     builder = (id) => {
+      let key = memo.get(id)
+      if (key !== undefined) return key
       wellFormed(id, what)
-      return nativeCall(() => native.buildKey(index, id))
+      key = nativeCall(() => native.buildKey(index, id))
+      if (typeof id === 'string' || typeof id === 'number') {
+        if (memo.size >= MEMO_SIZE) memo.clear()
+        memo.set(id, key)
+      }
+      return key
     }
   } else {
     builder = (a, b) => {
