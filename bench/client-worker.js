@@ -15,6 +15,10 @@ runWorker(async ({ clientName, opName, url }) => {
     await client.set(key, value)
     op = opName === 'get' ? () => client.get(key) : () => client.set(key, value)
     close = () => redis.closeRedisConnection()
+    // Which thread read the replies: the JS thread (libuv) once it adopted the
+    // socket, else the Rust thread (a cross-thread wake-up per batch).
+    const { readerStats } = require('../lib/runtime.js').runtime
+    return { op, close, extra: () => ({ jsReaderAdopted: readerStats.adopted }) }
   } else {
     const Redis = require('ioredis')
     const client = new Redis(url, { enableAutoPipelining: clientName === 'ioredis-auto' })

@@ -149,7 +149,8 @@ async function main() {
               r.deniedFraction = r.denied / r.decisions
             }
             samples.get(client).push(r)
-            process.stderr.write(`${op} C=${c} ${client} #${i + 1}: ${Math.round(r.opsPerSec)} ops/s p50 ${r.p50Us.toFixed(0)} µs\n`)
+            const reader = r.jsReaderAdopted === undefined ? '' : r.jsReaderAdopted > 0 ? ' (JS-thread reader)' : ' (Rust-thread reader)'
+            process.stderr.write(`${op} C=${c} ${client} #${i + 1}: ${Math.round(r.opsPerSec)} ops/s p50 ${r.p50Us.toFixed(0)} µs${reader}\n`)
           }
         }
         for (const client of clients) rows.push(median(samples.get(client)))
