@@ -385,7 +385,10 @@ function sendGroup(indexes, calls, consumes, resolvers, rejecters) {
       if (n >= 4) {
         const half = Math.ceil(n / 2)
         hand(0, half)
-        setImmediate(hand, half, n)
+        setImmediate(() => {
+          runtime.flushNow() // the first half's follow-ups go out first
+          hand(half, n)
+        })
       } else hand(0, n)
     },
     (error) => {

@@ -1,7 +1,11 @@
 'use strict'
-// The JS end of the boundary. Every request made in one tick is written into
-// one flat array and crosses into Rust with a single synchronous
-// `Channel.submit()` (on process.nextTick); replies come back in batches through
+// The JS end of the boundary. Every request made in one turn of the event loop
+// is written into one flat array and crosses into Rust with a single
+// synchronous `Channel.submit()` (on setImmediate: after all of the turn's I/O
+// callbacks, so that e.g. the requests of many HTTP requests handled in one
+// turn share one write, as Node's own TLS socket coalesces ioredis's writes;
+// a slice of replies handed out flushes its follow-ups before the next slice);
+// replies come back in batches through
 // `Channel.drain()` when Rust wakes us through one weak threadsafe function.
 // A timer that is ref'd only while requests are pending keeps the process
 // alive exactly as long as it has work in flight.
@@ -204,6 +208,8 @@ function createRuntime() {
 
   function continuePump() {
     continuation = null
+    // The requests made in reaction to the last slice go out before the next slice.
+    if (flushScheduled) flush()
     pump()
   }
 
@@ -377,6 +383,11 @@ function createRuntime() {
     }
   }
 
+  /** The scheduled flush, unless a continuation of the pump flushed first. */
+  function flushIfScheduled() {
+    if (flushScheduled) flush()
+  }
+
   function flush() {
     flushScheduled = false
     const meta = outMeta
@@ -465,7 +476,7 @@ function createRuntime() {
     outMeta[start + 2] = argc
     if (!flushScheduled) {
       flushScheduled = true
-      process.nextTick(flush)
+      setImmediate(flushIfScheduled)
     }
   }
 
@@ -500,7 +511,7 @@ function createRuntime() {
     return state
   }
 
-  return { request, release, isStarted: () => started, shared, listeners, native, readerStats }
+  return { request, flushNow: flushIfScheduled, release, isStarted: () => started, shared, listeners, native, readerStats }
 }
 
 // One runtime per process, kept on globalThis so that a module evaluated again
