@@ -637,7 +637,7 @@ export interface RateLimitOptions {
 /** What an action does while Redis cannot answer. */
 export type RateLimitFailurePolicy = 'open' | 'closed' | 'local'
 
-/** An exact sliding window on the Redis server's clock, one atomic script per decision. */
+/** An exact sliding window on the Redis server's clock: each decision atomic in one Lua script (one tick's decisions share a script call). */
 export interface RateLimiter {
   /**
    * Counts one request of `identifier` for `action` when the window has room.

@@ -289,7 +289,7 @@ const slidingWindow = script('slidingWindow')
  */
 const MAX_BATCH = 64
 
-// The decisions asked for in this tick, sent together (process.nextTick) as
+// The decisions asked for in this tick, sent together (process.nextTick, into the turn's flush) as
 // one script call per MAX_BATCH (per hash slot on a cluster): one EVALSHA and
 // one TIME for all of them, which is most of what one decision costs the
 // server. Each decision is still made atomically, in the order asked.

@@ -190,8 +190,8 @@ function createRuntime() {
   }
 
   // Replies are handed out in slices: after each slice the JS thread lets the
-  // requests its callers made in reaction go out (microtasks, then the
-  // nextTick flush) before it hands out the next slice (setImmediate, same
+  // requests its callers made in reaction go out (microtasks, then
+  // continuePump flushes them) before it hands out the next slice (setImmediate, same
   // loop turn). The server then works on new requests while this thread is
   // still busy with older replies, instead of the two taking turns; that is
   // what keeps a server-bound load (Lua scripts) at the server's pace.
