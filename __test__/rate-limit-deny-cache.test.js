@@ -266,3 +266,43 @@ describe('one tick\'s decisions go in one script call', () => {
     }
   })
 })
+
+describe('order and failures of a shared script call', () => {
+  test('a reset() or a close right after checkLimit in the same tick runs after it', async () => {
+    const who = id('order')
+    const options = { limit: 5, windowSeconds: 60 }
+    const [checked, wasThere] = await Promise.all([rateLimiter.checkLimit(who, 'api', options), rateLimiter.reset(who, 'api')])
+    expect(checked).toMatchObject({ allowed: true, remaining: 4, degraded: false })
+    expect(wasThere).toBe(true) // the check's window existed when reset ran
+    expect(server.cli('EXISTS', RedisKeys.ratelimit.key('api', who))).toBe('0')
+    const [, closed] = await Promise.all([rateLimiter.checkLimit(who, 'api', options), redis.closeRedisConnection()])
+    expect(closed).toBeUndefined()
+    expect(Number(server.cli('STRLEN', RedisKeys.ratelimit.key('api', who))) / 8).toBe(1)
+    expect((await rateLimiter.getStatus(who, 'api', options)).remaining).toBe(4)
+  })
+
+  test('a write Redis refuses (out of memory) fails its own decision only: a denial in the same call still answers', async () => {
+    const full = id('oom-full')
+    const fresh = id('oom-fresh')
+    const options = { limit: 2, windowSeconds: 60 }
+    await rateLimiter.checkLimit(full, 'upload', options)
+    await rateLimiter.checkLimit(full, 'upload', options)
+    configureRateLimiter({ denyCache: false })
+    server.cli('CONFIG', 'SET', 'maxmemory-policy', 'noeviction')
+    server.cli('CONFIG', 'SET', 'maxmemory', '1')
+    rateLimiter.setFailurePolicy('upload', 'closed')
+    try {
+      const [denied, refused] = await Promise.all([
+        rateLimiter.checkLimit(full, 'upload', options),
+        rateLimiter.checkLimit(fresh, 'upload', options),
+      ])
+      expect(denied).toMatchObject({ allowed: false, remaining: 0, degraded: false })
+      expect(refused).toMatchObject({ allowed: false, degraded: true }) // 'closed': the policy answered
+      expect(server.cli('EXISTS', RedisKeys.ratelimit.key('upload', fresh))).toBe('0')
+    } finally {
+      server.cli('CONFIG', 'SET', 'maxmemory', '0')
+      rateLimiter.setFailurePolicy('upload', 'open')
+      configureRateLimiter({ denyCache: true })
+    }
+  })
+})

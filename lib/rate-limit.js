@@ -4,6 +4,7 @@
 // local cache of denials (no round trip until their retry time), and a
 // failure policy per action for when Redis is away.
 
+const { setImmediate } = require('node:timers')
 const { RedisKeys } = require('./keys.js')
 const { script, evalScript } = require('./scripts.js')
 const { runtime, native, Op, Flag, invalid, RedisError } = require('./runtime.js')
@@ -204,15 +205,30 @@ function degraded(call, consume) {
 const DECISION_BYTES = 40
 
 /**
+ * Decision `i` of the script's reply for `call`; throws (so that its failure
+ * policy answers) when that decision failed or the reply is not the script's.
+ */
+function decision(reply, i, call) {
+  const offset = i * DECISION_BYTES
+  if (!Buffer.isBuffer(reply) || reply.length < offset + DECISION_BYTES) {
+    throw new RedisError('rateLimiter: the sliding-window script answered something it does not send', 'EREPLY')
+  }
+  const flag = reply.readDoubleBE(offset)
+  if (flag === -1) throw new RedisError('rateLimiter: the window key holds a value of another type', 'WRONGTYPE')
+  if (flag < 0) {
+    throw new RedisError('rateLimiter: Redis refused to write the window (out of memory, read-only or a failed save)', 'EWRITE')
+  }
+  return decode(reply, offset, call.limit, call.windowMs)
+}
+
+/**
  * Turns one decision of the script's reply (at `offset`: allowed, remaining,
- * resetUs, nowUs, retryUs) into a result, or null when its key holds another
- * type. resetAt: when the oldest counted request leaves (allowed), or when
- * the request's cost would fit (denied, = now + retryAfterMs).
+ * resetUs, nowUs, retryUs) into a result. resetAt: when the oldest counted
+ * request leaves (allowed), or when the request's cost would fit (denied, =
+ * now + retryAfterMs).
  */
 function decode(reply, offset, limit, windowMs) {
-  const flag = reply.readDoubleBE(offset)
-  if (flag < 0) return null
-  const allowed = flag === 1
+  const allowed = reply.readDoubleBE(offset) === 1
   const nowUs = reply.readDoubleBE(offset + 24)
   let resetInMs
   if (allowed) {
@@ -289,7 +305,8 @@ const slidingWindow = script('slidingWindow')
  */
 const MAX_BATCH = 64
 
-// The decisions asked for in this tick, sent together (process.nextTick, into the turn's flush) as
+// The decisions asked for in this turn of the event loop, sent together (at the
+// runtime's flush, or before any other request so that order holds) as
 // one script call per MAX_BATCH (per hash slot on a cluster): one EVALSHA and
 // one TIME for all of them, which is most of what one decision costs the
 // server. Each decision is still made atomically, in the order asked.
@@ -297,7 +314,6 @@ let batchCalls = []
 let batchConsumes = []
 let batchResolvers = []
 let batchRejecters = []
-let batchScheduled = false
 
 /** Runs the sliding-window decision of `call`: resolves its result (decoded from its part of the script's reply). */
 function runWindow(call, consume) {
@@ -306,10 +322,7 @@ function runWindow(call, consume) {
     batchConsumes.push(consume)
     batchResolvers.push(resolve)
     batchRejecters.push(reject)
-    if (!batchScheduled) {
-      batchScheduled = true
-      process.nextTick(sendBatch)
-    }
+    if (batchCalls.length === 1) runtime.hold(sendBatch)
   })
 }
 
@@ -322,7 +335,6 @@ function sendBatch() {
   batchConsumes = []
   batchResolvers = []
   batchRejecters = []
-  batchScheduled = false
   const count = calls.length
   let slots = null
   if (count > 1) {
@@ -371,11 +383,14 @@ function sendGroup(indexes, calls, consumes, resolvers, rejecters) {
       const hand = (from, to) => {
         for (let i = from; i < to; i++) {
           const index = indexes[i]
-          const call = calls[index]
-          const result =
-            reply.length >= (i + 1) * DECISION_BYTES ? decode(reply, i * DECISION_BYTES, call.limit, call.windowMs) : null
-          if (result !== null) resolvers[index](result)
-          else rejecters[index](new RedisError('rateLimiter: the window key holds a value of another type', 'WRONGTYPE'))
+          let result
+          try {
+            result = decision(reply, i, calls[index])
+          } catch (error) {
+            rejecters[index](error)
+            continue
+          }
+          resolvers[index](result)
         }
       }
       // Handed out in two halves, as the runtime hands out replies: the first

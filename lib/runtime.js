@@ -11,6 +11,9 @@
 // alive exactly as long as it has work in flight.
 
 const net = require('node:net')
+// The real one: fake timers (vitest, @sinonjs/fake-timers) replace the global
+// setImmediate, and every command would wait for the test to advance them.
+const { setImmediate } = require('node:timers')
 const { isMainThread } = require('node:worker_threads')
 const native = require('./native.js')
 
@@ -388,7 +391,30 @@ function createRuntime() {
     if (flushScheduled) flush()
   }
 
+  /**
+   * A service's requests held back to be batched (the rate limiter's decisions
+   * of this turn): `send` enqueues them. They go out at the next flush, or
+   * before any other request is enqueued, so the order on the wire is always
+   * the order the callers asked in.
+   */
+  let held = null
+  function hold(send) {
+    if (held === null) held = [send]
+    else held.push(send) // another module instance's (jest, a dev reload)
+    if (!flushScheduled) {
+      flushScheduled = true
+      setImmediate(flushIfScheduled)
+    }
+  }
+
+  function sendHeld() {
+    const sends = held
+    held = null
+    for (const send of sends) send()
+  }
+
   function flush() {
+    if (held !== null) sendHeld()
     flushScheduled = false
     const meta = outMeta
     const count = outLength
@@ -446,6 +472,7 @@ function createRuntime() {
   let started = false
 
   function enqueue(op, first, rest, resolve, reject) {
+    if (held !== null) sendHeld()
     if (op !== Op.CLOSE) started = true
     const argc = (first === undefined ? 0 : 1) + rest.length
     reserve(3 + argc)
@@ -511,7 +538,7 @@ function createRuntime() {
     return state
   }
 
-  return { request, flushNow: flushIfScheduled, release, isStarted: () => started, shared, listeners, native, readerStats }
+  return { request, hold, flushNow: flushIfScheduled, release, isStarted: () => started, shared, listeners, native, readerStats }
 }
 
 // One runtime per process, kept on globalThis so that a module evaluated again

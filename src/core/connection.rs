@@ -899,8 +899,11 @@ async fn read_loop(conn: Arc<FastConn>, owner: Arc<dyn Owner>) {
       // read is spent on an `EAGAIN` (one syscall per wake-up saved). Bytes that
       // arrive after the read are a new edge of the edge-triggered registration
       // (a readiness tick the clear leaves alone), so nothing waits unread.
+      // Not on Windows: there mio re-arms its emulated readiness only after a
+      // real WouldBlock, so a cleared readiness would never fire again (tokio's
+      // own poll_read skips this shortcut there too).
       let read = stream.try_io(Interest::READABLE, || match stream.try_read_buf(into)? {
-        n if n > 0 && n < spare => Err(std::io::ErrorKind::WouldBlock.into()),
+        n if cfg!(not(windows)) && n > 0 && n < spare => Err(std::io::ErrorKind::WouldBlock.into()),
         n => Ok(n),
       });
       match read {

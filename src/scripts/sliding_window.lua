@@ -14,12 +14,19 @@
 -- Returns one binary string, 40 bytes per decision in the keys' order: five 8-byte
 -- big-endian doubles `allowed remaining resetUs nowUs retryUs` (packing them costs the server
 -- less than formatting them as text, and the client reads them without parsing): allowed is 1
--- or 0 (-1: the key holds another type, not ours; that decision alone fails); resetUs is when
+-- or 0 (-1: the key holds another type, not ours; -2: the server refused the write; that
+-- decision alone fails); resetUs is when
 -- the next slot frees (the oldest counted slot leaves; 0 when the window is empty); retryUs,
 -- on a denial, is when `cost` slots are free (for a cost above the limit, which never fits: a
 -- window from now); 0 when allowed. Times are µs since the epoch on the server's clock. A
 -- denied request takes nothing. The key lives one window after its newest slot.
 local clock
+-- A write the server refused (OOM under noeviction, MISCONF, READONLY…) fails its own
+-- decision (allowed -2, nothing counted), never the other decisions of the call.
+local WRITE_FAILED = struct.pack('>ddddd', -2, 0, 0, 0, 0)
+local function failed(reply)
+  return type(reply) == 'table' and reply.err ~= nil
+end
 -- One decision: the window at `key`, its arguments from ARGV[a + 1] on.
 local function decide(key, a)
   local limit = tonumber(ARGV[a + 1])
@@ -37,10 +44,10 @@ local function decide(key, a)
     local slots = {}
     for i = 2, #scores, 2 do slots[#slots + 1] = struct.pack('>d', tonumber(scores[i])) end
     data = table.concat(slots)
-    redis.call('DEL', key)
+    if failed(redis.pcall('DEL', key)) then return WRITE_FAILED end
     if #data > 0 then
       local left_ms = math.ceil((struct.unpack('>d', data, 1) + window_us - now) / 1000)
-      if left_ms > 0 then redis.call('SET', key, data, 'PX', left_ms) end
+      if left_ms > 0 and failed(redis.pcall('SET', key, data, 'PX', left_ms)) then return WRITE_FAILED end
     end
   end
   local n = math.floor(#data / 8)
@@ -72,7 +79,7 @@ local function decide(key, a)
       if cost > 1 then slots = string.rep(slots, cost) end
       data = slots .. data
       count = count + cost
-      redis.call('SET', key, data, 'PX', ARGV[a + 2])
+      if failed(redis.pcall('SET', key, data, 'PX', ARGV[a + 2])) then return WRITE_FAILED end
     end
   elseif cost <= limit then
     -- cost slots are free when the slot at index limit - cost leaves.
