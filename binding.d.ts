@@ -99,6 +99,13 @@ export interface BullMqTls {
  */
 export declare function clusterKeySlots(keys: Array<string>): Array<number> | null
 
+/**
+ * Whether the client in force (the open one, else the next one) is a
+ * cluster's: asked before `clusterKeySlots`, so that one server's hot path
+ * never converts its keys for nothing.
+ */
+export declare function clusterMode(): boolean
+
 /** One node of a cluster. */
 export interface ClusterNode {
   /** `host:port` (after the natMap). */

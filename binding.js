@@ -840,6 +840,7 @@ module.exports.SocketReader = nativeBinding.SocketReader
 module.exports.buildKey = nativeBinding.buildKey
 module.exports.bullmqConnection = nativeBinding.bullmqConnection
 module.exports.clusterKeySlots = nativeBinding.clusterKeySlots
+module.exports.clusterMode = nativeBinding.clusterMode
 module.exports.clusterNodes = nativeBinding.clusterNodes
 module.exports.commandMetrics = nativeBinding.commandMetrics
 module.exports.configDiffers = nativeBinding.configDiffers

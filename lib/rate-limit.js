@@ -339,7 +339,7 @@ function sendBatch() {
   let slots = null
   if (count > 1) {
     try {
-      slots = native.clusterKeySlots(calls.map((call) => call.key))
+      if (native.clusterMode()) slots = native.clusterKeySlots(calls.map((call) => call.key))
     } catch (error) {
       for (let i = 0; i < count; i++) rejecters[i](error)
       return

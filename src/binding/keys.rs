@@ -118,6 +118,14 @@ pub fn key_slot(key: String) -> Result<u32> {
   Ok(crate::core::cluster::slot::key_slot_parts(&[&prefix, key.as_bytes()]) as u32)
 }
 
+/// Whether the client in force (the open one, else the next one) is a
+/// cluster's: asked before `clusterKeySlots`, so that one server's hot path
+/// never converts its keys for nothing.
+#[napi]
+pub fn cluster_mode() -> Result<bool> {
+  Ok(client::cluster_key_prefix().map_err(js_error)?.is_some())
+}
+
 /// The hash slots of `keys` (with `keyPrefix` in front) when the client in
 /// force is a cluster's, else null (one server: any keys share a script).
 #[napi]
