@@ -129,6 +129,66 @@ test('mget, mset, delete, exists, ttl and stats', async () => {
   expect(stats.hitRate).toBeCloseTo(0.8)
 })
 
+describe('a hot key read again unchanged', () => {
+  // The memo of decoded values (lib/cache.js): from the third read of the same
+  // text, the value is a copy of a kept one rather than a new JSON.parse.
+  test('every read returns its own object, equal to what JSON.parse gives, and follows changes in Redis', async () => {
+    const key = 'cache:memo:profile'
+    const text = '{"__proto__":{"polluted":true},"2":-0,"name":"Ada","tags":["a",{"b":[null,true,1.5e300]}],"nested":{"x":{}}}'
+    await inspector.set(key, text)
+    const reads = []
+    for (let i = 0; i < 5; i++) reads.push(await cacheService.get(key))
+    const reference = JSON.parse(text)
+    for (const value of reads) {
+      expect(value).toStrictEqual(reference)
+      expect(Object.keys(value)).toEqual(['2', '__proto__', 'name', 'tags', 'nested'])
+      expect(Object.getPrototypeOf(value)).toBe(Object.prototype)
+      expect(Object.hasOwn(value, '__proto__')).toBe(true)
+      expect(value.polluted).toBeUndefined()
+      expect(Object.is(value[2], -0)).toBe(true)
+    }
+    // No two reads share an object at any depth.
+    expect(new Set(reads).size).toBe(5)
+    expect(new Set(reads.map((v) => v.tags)).size).toBe(5)
+    expect(new Set(reads.map((v) => v.tags[1].b)).size).toBe(5)
+    // A caller that mutates its value changes nothing for the next reader.
+    reads[4].name = 'changed'
+    reads[4].tags[1].b.push('more')
+    reads[4].nested.x.y = 1
+    expect(await cacheService.get(key)).toStrictEqual(reference)
+    // A new value in Redis (written behind the package's back) is read as such,
+    // and so is a value that differs only deep inside.
+    await inspector.set(key, '{"name":"Grace"}')
+    expect(await cacheService.get(key)).toEqual({ name: 'Grace' })
+    expect(await cacheService.get(key)).toEqual({ name: 'Grace' })
+    expect(await cacheService.get(key)).toEqual({ name: 'Grace' })
+    await inspector.set(key, '{"name":"Grace","n":[1,2,3]}')
+    expect(await cacheService.get(key)).toEqual({ name: 'Grace', n: [1, 2, 3] })
+    await inspector.set(key, '{"name":"Grace","n":[1,2,4]}')
+    expect(await cacheService.get(key)).toEqual({ name: 'Grace', n: [1, 2, 4] })
+    // Deleted: a miss; not JSON any more: a miss and an error.
+    await inspector.del(key)
+    expect(await cacheService.get(key)).toBeNull()
+    await inspector.set(key, '{oops')
+    expect(await cacheService.get(key)).toBeNull()
+    expect(await cacheService.get(key)).toBeNull()
+    expect(await cacheService.get(key)).toBeNull()
+    expect(cacheService.getStats()).toMatchObject({ hits: 11, misses: 4, errors: 3 })
+  })
+
+  test('mget keeps its values apart per key, and large values are parsed every time', async () => {
+    const big = { blob: 'z'.repeat(10000) }
+    await cacheService.mset([['cache:memo:a', { v: 'a' }], ['cache:memo:b', { v: 'b' }], ['cache:memo:big', big]])
+    for (let i = 0; i < 4; i++) {
+      const values = await cacheService.mget(['cache:memo:b', 'cache:memo:a', 'cache:memo:big', 'cache:memo:b'])
+      expect(values).toEqual([{ v: 'b' }, { v: 'a' }, big, { v: 'b' }])
+      expect(values[0]).not.toBe(values[3])
+      values[0].v = 'mutated'
+    }
+    expect(await cacheService.get('cache:memo:b')).toEqual({ v: 'b' })
+  })
+})
+
 describe('invalidation', () => {
   /** Seeds `keys`, runs `invalidate`, and checks exactly `gone` went and the rest stayed. */
   async function expectRemoves(invalidate, gone, stay) {

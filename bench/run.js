@@ -5,7 +5,7 @@
 //   node bench/run.js --cluster [--tls] …: on a private Redis Cluster against ioredis Cluster (bench/cluster.js).
 // --tls: the server is TLS-only (a CA made with openssl for the run), and every
 // client — the addon and ioredis alike — trusts it through NODE_EXTRA_CA_CERTS.
-// raw: GET/SET through getRedisClient(); cache: cacheService get/set/getOrSet of a ~1 KB
+// raw: GET/SET through getRedisClient(); cache: cacheService get/getSpread/set/getOrSet of a ~1 KB
 // profile against the same cache written on ioredis.
 // limit: checkLimit when every call is allowed, and a flood from one identifier
 // over its limit, against the seed's sorted-set script on ioredis; per decision,
@@ -26,7 +26,7 @@ const { runChild } = require('./lib.js')
 /** Each suite: its worker and default ops. */
 const SUITES = {
   raw: { worker: 'client-worker.js', ops: 'get,set' },
-  cache: { worker: 'cache-worker.js', ops: 'get,set,getOrSet' },
+  cache: { worker: 'cache-worker.js', ops: 'get,getSpread,set,getOrSet' },
   limit: { worker: 'limit-worker.js', ops: 'checkLimit,flood' },
   lock: { worker: 'lock-worker.js', ops: 'withLock' },
   services: { worker: 'services-worker.js', ops: 'isEnabled,increment,idempotentReplay' },
