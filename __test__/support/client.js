@@ -52,12 +52,14 @@ function clusterNodes() {
  */
 function inspectorConnection(options = {}) {
   const Redis = require('ioredis')
-  if (!CLUSTER) return new Redis(process.env.REDIS_URL, options)
+  // The run's CA is given explicitly as well: NODE_EXTRA_CA_CERTS, set by the
+  // global set-up, is read only by processes started after it (jest's workers,
+  // not the jest process that runs a lone test file in band).
+  const files = JSON.parse(process.env.YG_TEST_TLS_FILES || 'null')
+  const tls = process.env.REDIS_URL.startsWith('rediss://') ? { tls: files ? { ca: require('node:fs').readFileSync(files.ca) } : {} } : {}
+  if (!CLUSTER) return new Redis(process.env.REDIS_URL, { ...tls, ...options })
   const { lazyConnect, ...redisOptions } = options
-  if (process.env.REDIS_URL.startsWith('rediss://')) {
-    const files = JSON.parse(process.env.YG_TEST_TLS_FILES || 'null')
-    redisOptions.tls = files ? { ca: require('node:fs').readFileSync(files.ca) } : {}
-  }
+  Object.assign(redisOptions, tls)
   const cluster = new Redis.Cluster(clusterNodes(), { lazyConnect: Boolean(lazyConnect), redisOptions })
   // What a test asks of "the server" holds for the whole cluster: multi-key
   // commands one key at a time (the keys are in many slots), and the keyspace
