@@ -534,6 +534,8 @@ export interface CacheService {
   /**
    * The cached value, JSON-decoded, or null. Redis errors and non-JSON values read as a
    * miss (counted as an error); while a lost connection is re-made it answers a miss at once.
+   * Every call reads Redis and returns a new object; a hot key's unchanged text is not
+   * parsed again but copied from a kept decoded value (docs/cache.md).
    */
   get<T = unknown>(key: string): Promise<T | null>
   /**

@@ -3,7 +3,7 @@
 // Where users feel it: HTTP load (autocannon) on the Next.js example app under
 // `next start`, once with the package and once with the same route code on
 // ioredis, against one private redis-server.
-//   npm run bench:route -- [--seconds 10] [--warmup 3] [--loads 10,50,200] [--routes profile,lock] [--repeat 2] [--tls]
+//   npm run bench:route -- [--seconds 10] [--warmup 3] [--loads 10,50,200] [--routes profile,lock,floor] [--repeat 2] [--tls]
 // Two apps are laid out under .tmp/bench-route/ from the same route files of
 // examples/nextjs (they import `@/lib/redis` only): `addon` with lib/redis-addon.ts
 // (the package, installed from its packed tarballs as in e2e:nextjs) and
@@ -16,6 +16,9 @@
 //            all loaded once before each run, so the measured requests hit the cache
 //   lock     GET /api/lock/<id>: withLock on a key from a pool of --lock-ids around a
 //            tiny synchronous step (a pool that large keeps the locks uncontended)
+//   floor    GET /api/floor/<id>: the profile route's JSON answer with no Redis work at
+//            all (the same code in both apps): what Next.js alone costs, the floor
+//            under the other routes' latency
 // For each route and load (connections) the apps run alternately A B A B
 // (--repeat 2: addon, ioredis, addon, ioredis); each run starts from an empty
 // database (FLUSHALL), primes, warms up for --warmup s at the same load, then
@@ -46,7 +49,7 @@ const IOREDIS_OVERLAY = path.join(ROOT, 'examples', 'nextjs-ioredis')
 const WORK = path.join(ROOT, '.tmp', 'bench-route')
 const APPS = ['addon', 'ioredis']
 /** The files both apps take from examples/nextjs, unchanged. */
-const SHARED = ['next.config.mjs', 'app/layout.tsx', 'app/page.tsx', 'app/api/profile', 'app/api/lock']
+const SHARED = ['next.config.mjs', 'app/layout.tsx', 'app/page.tsx', 'app/api/profile', 'app/api/lock', 'app/api/floor']
 /** What each app adds: from examples/nextjs for the addon, from examples/nextjs-ioredis for ioredis. */
 const OWN = {
   addon: { from: EXAMPLE, files: ['package.json', 'tsconfig.json', 'lib/redis-addon.ts'] },
@@ -225,10 +228,10 @@ function rng(seed) {
 /** The autocannon request mix of a route: a path and headers per request. */
 function requestsFor(route, opts, seed) {
   const pick = rng(seed)
-  if (route === 'profile') {
+  if (route === 'profile' || route === 'floor') {
     return [{
       setupRequest: (req) => {
-        req.path = `/api/profile/${pick(opts.profiles)}`
+        req.path = `/api/${route}/${pick(opts.profiles)}`
         req.headers = { ...req.headers, 'x-caller-id': `caller-${pick(opts.callers)}` }
         return req
       },
@@ -389,7 +392,7 @@ async function main() {
   }
   const loads = option('loads', '10,50,200').split(',').map(Number)
   const routes = option('routes', 'profile,lock').split(',')
-  for (const route of routes) if (!['profile', 'lock'].includes(route)) throw new Error(`unknown route ${route}: profile, lock`)
+  for (const route of routes) if (!['profile', 'lock', 'floor'].includes(route)) throw new Error(`unknown route ${route}: profile, lock, floor`)
   const useTls = flag('tls')
   const started = Date.now()
 
