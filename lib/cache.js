@@ -16,7 +16,7 @@ const { stats, inFlightLoads, decoded } = runtime.shared('cache', () => ({
   stats: { hits: 0, misses: 0, sets: 0, deletes: 0, errors: 0 },
   /** getOrSet loads under way in this process, by key. */
   inFlightLoads: new Map(),
-  /** Hot keys: key → { text, value } of the last text read (see `decode`). */
+  /** Hot keys: key → { print, text, value }, the memo of decoded values (see `parseFor`). */
   decoded: new Map(),
 }))
 /** How long a getOrSet load may hold its lock in Redis, and how long others wait for it. */
