@@ -173,25 +173,21 @@ function fingerprint(text) {
 function parseFor(key, text) {
   if (key === undefined || text.length > DECODED_MAX_TEXT) return JSON.parse(text)
   const entry = decoded.get(key)
+  if (entry !== undefined && entry.text === text) return copyParsed(entry.value)
+  const value = JSON.parse(text) // throws for non-JSON: nothing is kept
+  const print = fingerprint(text)
   if (entry === undefined) {
-    const value = JSON.parse(text) // throws for non-JSON: nothing is kept
     if (decoded.size >= DECODED_KEYS) decoded.delete(decoded.keys().next().value)
-    decoded.set(key, { print: fingerprint(text), text: undefined, value: undefined })
-    return value
-  }
-  if (entry.text !== undefined) {
-    if (entry.text === text) return copyParsed(entry.value)
-    entry.text = undefined
-    entry.value = undefined
-  } else if (entry.print === fingerprint(text)) {
-    // Seen before (most likely the same text): keep it and a private copy of its value.
-    const value = JSON.parse(text)
+    decoded.set(key, { print, text: undefined, value: undefined })
+  } else if (entry.text === undefined && entry.print === print) {
+    // Read again (most likely the same text): keep it and a private copy of its value.
     entry.text = text
     entry.value = copyParsed(value)
-    return value
+  } else {
+    entry.print = print
+    entry.text = undefined
+    entry.value = undefined
   }
-  const value = JSON.parse(text)
-  entry.print = fingerprint(text)
   return value
 }
 
