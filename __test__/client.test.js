@@ -114,6 +114,33 @@ test('many concurrent requests each get their own reply', async () => {
   values.forEach((v, i) => expect(v).toBe(`v${i}`))
 })
 
+test("one turn's requests larger than one submit go out in several, in the order they were made", async () => {
+  // About 450 KB of text in one turn: the runtime sends it in submits of about
+  // 64 K UTF-16 units each. The counter's replies prove the order on the wire.
+  const counter = key('order:counter')
+  await client.del(counter)
+  const calls = []
+  for (let i = 0; i < 300; i++) {
+    const value = (i % 3 === 0 ? `é${i}-` : `${i}-`).repeat(200).slice(0, 1000 + i) // some not ASCII
+    calls.push(client.set(key(`order:${i}`), value).then((reply) => ({ reply, value })))
+    calls.push(client.incr(counter))
+    if (i === 150) calls.push(client.set(key('order:huge'), 'h'.repeat(200 * 1024))) // one request over the cap
+    if (i === 200) calls.push(client.set(key('order:bytes'), Buffer.alloc(70 * 1024, 5)))
+  }
+  const settled = await Promise.all(calls)
+  let n = 0
+  for (const r of settled) {
+    if (typeof r === 'number') expect(r).toBe(++n)
+  }
+  expect(n).toBe(300)
+  const sets = settled.filter((r) => typeof r === 'object' && r !== null)
+  expect(sets.every((r) => r.reply === 'OK')).toBe(true)
+  const values = await Promise.all(sets.map((_, i) => client.get(key(`order:${i}`))))
+  values.forEach((v, i) => expect(v).toBe(sets[i].value))
+  expect(await client.strlen(key('order:huge'))).toBe(200 * 1024)
+  expect((await client.callBuffer('GET', key('order:bytes'))).equals(Buffer.alloc(70 * 1024, 5))).toBe(true)
+})
+
 test('pipeline().exec() resolves every reply in order, errors in place', async () => {
   const pipeline = client.pipeline()
   pipeline.set(key('p1'), 'one')

@@ -225,6 +225,48 @@ test('auto-extension: a 1 s lock held by a 3 s fn stays ours, and others fail th
   expect(await inspector.exists(k)).toBe(0)
 })
 
+test('leases that come and go in any order are each renewed while their fn runs, and the keeper stops after the last', async () => {
+  // The process-wide lease keeper (lib/lock.js), read here to check its bookkeeping.
+  const keeper = globalThis[Symbol.for('@yesgoddess/redis/runtime/v1')].shared('locks/v2', () => null)
+  const k = (i) => key(`churn-${i}`)
+  const hold = (i, ms) =>
+    withLock(
+      k(i),
+      async ({ signal, fencingToken }) => {
+        await sleep(ms)
+        return { i, aborted: signal.aborted, fencingToken }
+      },
+      1, // renewed every ~333 ms: a fn of 1.6 s needs several renewals
+    )
+  // Short ones end early and free their slots while long ones still run; a
+  // second wave then takes the freed slots and must be renewed as well.
+  const first = [...Array(12).keys()].map((i) => hold(i, i % 2 === 0 ? 100 : 1600))
+  await sleep(300)
+  expect(keeper.held).toBe(6)
+  const second = [...Array(6).keys()].map((i) => hold(100 + i, 1600))
+  await sleep(50)
+  expect(keeper.held).toBe(12)
+  expect(keeper.slots.length).toBe(12) // the second wave reused the first wave's slots
+  const results = await Promise.all([...first, ...second])
+  expect(results.map((r) => r.i)).toEqual([...Array(12).keys(), ...[...Array(6).keys()].map((i) => 100 + i)])
+  for (const r of results) {
+    expect(r.aborted).toBe(false)
+    expect(typeof r.fencingToken).toBe('number')
+  }
+  for (const r of results) expect(await inspector.exists(k(r.i))).toBe(0)
+  expect(keeper.held).toBe(0)
+  expect(keeper.slots.every((lease) => lease === undefined)).toBe(true)
+  expect(keeper.timer).toBe(null)
+})
+
+test('the context withLock hands fn: one signal however often it is read, and the fencing token', async () => {
+  const lock = await withLock(key('context'), async (context) => {
+    const { signal, fencingToken } = context
+    return { same: context.signal === signal, isSignal: signal instanceof AbortSignal, aborted: signal.aborted, fencingToken }
+  })
+  expect(lock).toEqual({ same: true, isSignal: true, aborted: false, fencingToken: expect.any(Number) })
+})
+
 test('a lost lease aborts the signal with LockLostError and withLock rejects with it', async () => {
   const k = key('lost')
   let reason = null

@@ -157,6 +157,11 @@ function createRuntime() {
   let outText = ''
   let outBuffers = []
   let flushScheduled = false
+  // A batch whose text passes this many UTF-16 units goes out at once, before
+  // the turn ends: one flat string of at most about this size per submit stays
+  // in V8's young generation, where a 1 MiB one (1,024 values of 1 KB) would be
+  // allocated, page-faulted in and unmapped again as a large object every flush.
+  const FLUSH_TEXT_UNITS = 64 * 1024
 
   // Where drained replies land: metadata, string bytes, and everything else.
   const inMeta = new Float64Array(2 + 3 * 4096)
@@ -501,7 +506,8 @@ function createRuntime() {
     outMeta[start] = id
     outMeta[start + 1] = op
     outMeta[start + 2] = argc
-    if (!flushScheduled) {
+    if (outText.length > FLUSH_TEXT_UNITS) flush()
+    else if (!flushScheduled) {
       flushScheduled = true
       setImmediate(flushIfScheduled)
     }
