@@ -55,6 +55,26 @@ describe('RedisKeys', () => {
     expect(RedisKeys.cache.user('5f0c-11ef_x.y@z')).toBe('cache:user:5f0c-11ef_x.y@z')
   })
 
+  test('keys built again (kept in a memo) are the same, and bad ids next to kept ones are still refused', () => {
+    for (let round = 0; round < 2; round++) {
+      expect(RedisKeys.counter.metric('views', 7)).toBe('counter:views:7')
+      expect(RedisKeys.counter.metric('views', '7')).toBe('counter:views:7')
+      expect(RedisKeys.counter.metric('views')).toBe('counter:views')
+      expect(RedisKeys.counter.metric('views', -0)).toBe('counter:views:0')
+      expect(RedisKeys.ratelimit.key('api', 'u:1')).toBe('ratelimit:api:u%3A1')
+      expect(() => RedisKeys.ratelimit.key('api')).toThrow(TypeError)
+      expect(() => RedisKeys.counter.metric('views', 7.5)).toThrow(TypeError)
+      expect(() => RedisKeys.counter.metric('views', '\ud800')).toThrow(/well-formed/)
+      expect(RedisKeys.counter.metric('views', null)).toBe('counter:views') // null is no id
+      expect(() => RedisKeys.counter.metric(7.5, 'x')).toThrow(TypeError)
+    }
+    // More ids than the memo holds: every key is still right.
+    for (let i = 0; i < 10000; i++) {
+      expect(RedisKeys.counter.metric(`m${i % 3}`, i)).toBe(`counter:m${i % 3}:${i}`)
+      expect(RedisKeys.cache.user(i)).toBe(`cache:user:${i}`)
+    }
+  })
+
   test('RedisKeys and RedisTTL are frozen', () => {
     expect(Object.isFrozen(RedisKeys)).toBe(true)
     expect(Object.isFrozen(RedisKeys.cache)).toBe(true)

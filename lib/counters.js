@@ -56,10 +56,16 @@ function checkOptions(options, method) {
 
 const counters = {
   /** Adds `by` (a safe integer, default 1) to the counter; resolves its new value. Persists (no TTL). */
-  async increment(name, id, by = 1) {
-    const key = metricKey(name, id)
-    checkBy(by, 'increment')
-    return request(Op.CALL, 'INCRBY', [key, by])
+  increment(name, id, by = 1) {
+    // Not an async function: it hands back the request's own promise (an async
+    // function returning a promise would wait three more microtask turns).
+    try {
+      const key = metricKey(name, id)
+      checkBy(by, 'increment')
+      return request(Op.CALL, 'INCRBY', [key, by])
+    } catch (error) {
+      return Promise.reject(error)
+    }
   },
 
   /** The counter's value (0 when missing). */

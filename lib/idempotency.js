@@ -13,7 +13,7 @@ const { createHash } = require('node:crypto')
 const { runtime, Op, RedisError, invalid, checkName } = require('./runtime.js')
 const { RedisKeys, RedisTTL } = require('./keys.js')
 const { runScript } = require('./scripts.js')
-const { Lease, randomToken, jittered } = require('./lock.js')
+const { Lease, LeaseContext, randomToken, jittered } = require('./lock.js')
 
 const { request } = runtime
 
@@ -156,11 +156,7 @@ async function runClaimed(key, recordKey, fn, o, token, createdAt, fingerprintJs
     renew: async () => (await runScript('idempotencyRenew', [recordKey], [token, o.leaseMs])) === 1,
     lostError: (reason, cause) => claimLost(key, reason, cause),
   })
-  const context = {
-    get signal() {
-      return lease.signal
-    },
-  }
+  const context = new LeaseContext(lease)
   try {
     let value
     try {
@@ -171,7 +167,7 @@ async function runClaimed(key, recordKey, fn, o, token, createdAt, fingerprintJs
       await release(recordKey, token)
       throw error
     }
-    await lease.stop()
+    await lease.stop() // null, or the renewal under way
     let text
     try {
       text = encodeResult(key, value)

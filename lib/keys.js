@@ -20,6 +20,11 @@ function wellFormed(id, what) {
  */
 const MEMO_SIZE = 4096
 
+/** Only ids that Rust accepted and that a Map compares by value are kept. */
+function memoable(id) {
+  return typeof id === 'string' || typeof id === 'number'
+}
+
 function makeBuilder(index, maxArgs, family, name) {
   const what = `${family}.${name}`
   let builder
@@ -31,17 +36,36 @@ function makeBuilder(index, maxArgs, family, name) {
       if (key !== undefined) return key
       wellFormed(id, what)
       key = nativeCall(() => native.buildKey(index, id))
-      if (typeof id === 'string' || typeof id === 'number') {
+      if (memoable(id)) {
         if (memo.size >= MEMO_SIZE) memo.clear()
         memo.set(id, key)
       }
       return key
     }
   } else {
+    // Two levels: the first id, then the second (`undefined` when left out).
+    const memo = new Map()
+    let size = 0
     builder = (a, b) => {
+      const inner = memo.get(a)
+      if (inner !== undefined) {
+        const key = inner.get(b)
+        if (key !== undefined) return key
+      }
       wellFormed(a, what)
       wellFormed(b, what)
-      return nativeCall(() => native.buildKey(index, a, b))
+      const key = nativeCall(() => native.buildKey(index, a, b))
+      if (memoable(a) && (b === undefined || memoable(b))) {
+        if (size >= MEMO_SIZE) {
+          memo.clear()
+          size = 0
+        }
+        let ids = memo.get(a)
+        if (ids === undefined) memo.set(a, (ids = new Map()))
+        ids.set(b, key)
+        size++
+      }
+      return key
     }
   }
   Object.defineProperty(builder, 'name', { value: what })

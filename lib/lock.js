@@ -272,7 +272,8 @@ class Lease {
     if (this.controller !== null) this.controller.abort(this.lost)
   }
 
-  async stop() {
+  /** Stops renewing: null, or the renewal still under way (await it before releasing). */
+  stop() {
     if (this.ownTimer !== null) clearInterval(this.ownTimer)
     else if (this.slot >= 0) {
       keeper.slots[this.slot] = undefined
@@ -283,7 +284,7 @@ class Lease {
         keeper.timer = null
       }
     }
-    if (this.renewing !== null) await this.renewing
+    return this.renewing
   }
 }
 
@@ -298,23 +299,29 @@ function lockLease(lock, ttlMs) {
 }
 
 /**
- * What withLock hands `fn`: `{ signal, fencingToken }`. `signal` is a getter of
- * the class, made on first read. (An object literal with its own `get signal()`
+ * What withIdempotency hands `fn`: `{ signal }`; withLock's adds `fencingToken`.
+ * `signal` is a getter of the class, made on first read. (An object literal with its own `get signal()`
  * is a dictionary-mode object with a getter closure per call; measured under
  * withLock at 128 in flight, it was about a quarter of what outlived each
  * scavenge.)
  */
-class LockContext {
+class LeaseContext {
   #lease
-  constructor(lease, fencingToken) {
+  constructor(lease) {
     this.#lease = lease
-    /** Grows with every acquisition of the key: pass it to stores that refuse stale writers. */
-    this.fencingToken = fencingToken
   }
 
-  /** Aborts, with a LockLostError, if the lock is lost while `fn` runs. */
+  /** Aborts (with the lease's error) if the lease is lost while `fn` runs. */
   get signal() {
     return this.#lease.signal
+  }
+}
+
+class LockContext extends LeaseContext {
+  constructor(lease, fencingToken) {
+    super(lease)
+    /** Grows with every acquisition of the key: pass it to stores that refuse stale writers. */
+    this.fencingToken = fencingToken
   }
 }
 
@@ -333,7 +340,12 @@ async function withLock(key, fn, ttlSeconds = 300, options = {}) {
   const ttlMs = checkTtl(ttlSeconds)
   const waitMs = checkCount(options.waitMs, 'waitMs', 0)
   const retryDelayMs = checkCount(options.retryDelayMs, 'retryDelayMs', 50)
-  const lock = await acquireWithin(key, ttlMs, waitMs, retryDelayMs)
+  let lock
+  if (waitMs === 0) {
+    // One attempt (the default): no retry loop to set up.
+    lock = await tryAcquire(key, ttlMs)
+    if (lock === null) throw new LockNotAcquiredError(key, 0)
+  } else lock = await acquireWithin(key, ttlMs, waitMs, retryDelayMs)
   const lease = lockLease(lock, ttlMs)
   const context = new LockContext(lease, lock.fencingToken)
 
@@ -347,7 +359,8 @@ async function withLock(key, fn, ttlSeconds = 300, options = {}) {
     failed = true
     error = thrown
   } finally {
-    await lease.stop()
+    const renewing = lease.stop()
+    if (renewing !== null) await renewing
   }
   let releaseError = null
   if (lease.lost === null) {
@@ -379,6 +392,7 @@ module.exports = {
   LockLostError,
   // For the other services (not exported from the package root):
   Lease,
+  LeaseContext,
   randomToken,
   jittered,
 }
