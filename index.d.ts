@@ -724,8 +724,8 @@ export interface WithLockOptions {
 
 /** What `withLock` hands to `fn`. */
 export interface LockContext {
-  /** Aborts (with a LockLostError) if the lock is lost while `fn` runs. */
-  signal: AbortSignal
+  /** Aborts (with a LockLostError) if the lock is lost while `fn` runs. A getter of the context's class (made on first read): destructure or read it. */
+  readonly signal: AbortSignal
   /** The acquisition's fencing token. */
   fencingToken: number
 }
@@ -787,8 +787,8 @@ export interface IdempotencyOptions {
 
 /** What {@link withIdempotency} hands to `fn`. */
 export interface IdempotencyContext {
-  /** Aborts if the claim is lost while `fn` runs (its lease ran out while Redis was away, or the key was taken). */
-  signal: AbortSignal
+  /** Aborts if the claim is lost while `fn` runs (its lease ran out while Redis was away, or the key was taken). A getter of the context's class (made on first read). */
+  readonly signal: AbortSignal
 }
 
 /**

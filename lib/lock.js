@@ -300,10 +300,10 @@ function lockLease(lock, ttlMs) {
 
 /**
  * What withIdempotency hands `fn`: `{ signal }`; withLock's adds `fencingToken`.
- * `signal` is a getter of the class, made on first read. (An object literal with its own `get signal()`
- * is a dictionary-mode object with a getter closure per call; measured under
- * withLock at 128 in flight, it was about a quarter of what outlived each
- * scavenge.)
+ * `signal` is a getter of the class, made on first read. (An object literal
+ * with its own `get signal()` is a dictionary-mode object with a getter closure
+ * per call; measured under withLock at 128 in flight, it was about a quarter of
+ * what outlived each scavenge.)
  */
 class LeaseContext {
   #lease
