@@ -71,6 +71,35 @@ describe('withIdempotency', () => {
     expect(ttl).toBeLessThanOrEqual(86400)
   })
 
+  test('a result replayed many times (kept decoded after the second read): each caller gets its own copy, and a record changed in Redis is read as changed', async () => {
+    const k = key('replayed')
+    const receipt = { __proto__: null, id: 'ch_1', lines: [{ sku: 'a', cents: 100 }], meta: { tags: ['x'] } }
+    await withIdempotency(k, async () => receipt)
+    const never = async () => {
+      throw new Error('a completed key must be replayed')
+    }
+    const replays = []
+    for (let i = 0; i < 5; i++) replays.push(await withIdempotency(k, never))
+    const expected = { id: 'ch_1', lines: [{ sku: 'a', cents: 100 }], meta: { tags: ['x'] } }
+    for (const r of replays) expect(r).toEqual(expected)
+    for (let i = 1; i < replays.length; i++) {
+      expect(replays[i]).not.toBe(replays[0])
+      expect(replays[i].lines).not.toBe(replays[0].lines)
+      expect(replays[i].lines[0]).not.toBe(replays[0].lines[0])
+      expect(replays[i].meta.tags).not.toBe(replays[0].meta.tags)
+    }
+    // A caller's change stays its own.
+    replays[4].lines[0].cents = 1
+    replays[4].meta.tags.push('mutated')
+    expect(await withIdempotency(k, never)).toEqual(expected)
+    // The stored result changed behind the package's back, deep inside: read as changed.
+    const stored = JSON.parse(await inspector.get(recordKey(k)))
+    stored.result.lines[0].cents = 999
+    await inspector.set(recordKey(k), JSON.stringify(stored), 'EX', 60)
+    expect((await withIdempotency(k, never)).lines[0].cents).toBe(999)
+    expect((await getIdempotencyRecord(k)).result.lines[0].cents).toBe(999)
+  })
+
   test('ttlSeconds sets how long the completed result is kept; after it, fn runs again', async () => {
     const k = key('ttl')
     let runs = 0

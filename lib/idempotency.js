@@ -14,6 +14,7 @@ const { runtime, Op, RedisError, invalid, checkName } = require('./runtime.js')
 const { RedisKeys, RedisTTL } = require('./keys.js')
 const { runScript } = require('./scripts.js')
 const { Lease, LeaseContext, randomToken, jittered } = require('./lock.js')
+const { parseFor } = require('./decoded.js')
 
 const { request } = runtime
 
@@ -124,10 +125,11 @@ function encodeResult(key, value) {
 }
 
 /** A stored record, decoded; a value that is not one is an error (the key is used for something else). */
-function decodeRecord(key, text) {
+function decodeRecord(key, recordKey, text) {
   let record
   try {
-    record = JSON.parse(text)
+    // A record replayed again and again is not parsed again (lib/decoded.js): each caller still gets its own copy.
+    record = parseFor(recordKey, text)
   } catch {
     record = null
   }
@@ -218,7 +220,7 @@ async function withIdempotency(key, fn, options) {
   if (completed.has(recordKey)) {
     // Seen completed here: read it (a replay is then one GET, as a hand-written one is).
     const text = await request(Op.CALL, 'GET', [recordKey])
-    const record = text === null ? null : decodeRecord(key, text)
+    const record = text === null ? null : decodeRecord(key, recordKey, text)
     if (record !== null && record.state === 'completed') {
       if ((record.fingerprint ?? null) !== o.fingerprint) throw new IdempotencyMismatchError(key)
       return record.result
@@ -232,7 +234,7 @@ async function withIdempotency(key, fn, options) {
     // One atomic command: make the claim, or get the record that is there.
     const existing = await request(Op.CALL, 'SET', [recordKey, claim, 'NX', 'PX', o.leaseMs, 'GET'])
     if (existing === null) return runClaimed(key, recordKey, fn, o, token, createdAt, fingerprintJson)
-    const record = decodeRecord(key, existing)
+    const record = decodeRecord(key, recordKey, existing)
     if ((record.fingerprint ?? null) !== o.fingerprint) throw new IdempotencyMismatchError(key)
     if (record.state === 'completed') {
       rememberCompleted(recordKey)
@@ -255,7 +257,7 @@ async function getIdempotencyRecord(key) {
   const recordKey = RedisKeys.idempotency.key(key)
   const text = await request(Op.CALL, 'GET', [recordKey])
   if (text === null) return null
-  const record = decodeRecord(key, text)
+  const record = decodeRecord(key, recordKey, text)
   const completed = record.state === 'completed'
   return {
     state: record.state,

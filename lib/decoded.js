@@ -1,0 +1,79 @@
+'use strict'
+// The memo of decoded JSON values, by Redis key: the cache's reads and the
+// idempotency replays read the same text again and again.
+
+const { runtime } = require('./runtime.js')
+
+/** Hot keys: key → { print, text, value } (see `parseFor`); per process, shared by module instances. */
+const decoded = runtime.shared('decoded', () => new Map())
+
+/**
+ * Hot keys read again unchanged are not parsed again. For each of the last
+ * DECODED_KEYS keys read, a short fingerprint of the text last read is kept.
+ * When a read's text has the same fingerprint, the text itself and a private
+ * copy of its decoded value are kept; from then on a read whose text is equal
+ * to the kept text (compared in full) gets a fresh copy of that value (~0.6 µs
+ * for a 1 KB profile) instead of a new JSON.parse (~2.5 µs). Every read still
+ * goes to Redis, and every caller gets its own object, equal to what
+ * JSON.parse would give. Keys read once hold a number, not their text.
+ * Shared by the cache and the idempotency records: it is keyed by Redis key
+ * and checked against the full text, so two readers of one key can share it.
+ */
+const DECODED_KEYS = 512
+/** Longer texts are always parsed (and bound the memo at ~DECODED_KEYS × 3 × this). */
+const DECODED_MAX_TEXT = 4096
+
+/** A deep copy of a value made by JSON.parse: plain objects, arrays and primitives only. */
+function copyParsed(value) {
+  if (typeof value !== 'object' || value === null) return value
+  if (Array.isArray(value)) {
+    const copy = []
+    for (let i = 0; i < value.length; i++) copy.push(copyParsed(value[i]))
+    return copy
+  }
+  const copy = {}
+  const keys = Object.keys(value)
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]
+    if (key === '__proto__') {
+      // JSON.parse makes "__proto__" an own property; an assignment would set the prototype.
+      Object.defineProperty(copy, key, { value: copyParsed(value[key]), writable: true, enumerable: true, configurable: true })
+    } else {
+      copy[key] = copyParsed(value[key])
+    }
+  }
+  return copy
+}
+
+/** A cheap fingerprint of a text (its length and ~16 of its characters); equal texts have equal ones. */
+function fingerprint(text) {
+  const length = text.length
+  const step = (length >>> 4) + 1
+  let hash = length
+  for (let i = 0; i < length; i += step) hash = (Math.imul(hash, 31) + text.charCodeAt(i)) | 0
+  return hash
+}
+
+/** JSON.parse(text), or a copy of the value kept for `key` when `text` is the text it came from. */
+function parseFor(key, text) {
+  if (key === undefined || text.length > DECODED_MAX_TEXT) return JSON.parse(text)
+  const entry = decoded.get(key)
+  if (entry !== undefined && entry.text === text) return copyParsed(entry.value)
+  const value = JSON.parse(text) // throws for non-JSON: nothing is kept
+  const print = fingerprint(text)
+  if (entry === undefined) {
+    if (decoded.size >= DECODED_KEYS) decoded.delete(decoded.keys().next().value)
+    decoded.set(key, { print, text: undefined, value: undefined })
+  } else if (entry.text === undefined && entry.print === print) {
+    // Read again (most likely the same text): keep it and a private copy of its value.
+    entry.text = text
+    entry.value = copyParsed(value)
+  } else {
+    entry.print = print
+    entry.text = undefined
+    entry.value = undefined
+  }
+  return value
+}
+
+module.exports = { parseFor }
