@@ -170,10 +170,17 @@ async function extendLock(lock, ttlSeconds) {
   return extended
 }
 
-/** Acquires `key` within `waitMs`, or rejects with LockNotAcquiredError. */
+/**
+ * Acquires `key` within `waitMs`, or rejects with LockNotAcquiredError. With
+ * no wait (withLock's default) it is one attempt, without the retry loop.
+ */
 async function acquireWithin(key, ttlMs, waitMs, retryDelayMs) {
-  const deadline = Date.now() + waitMs
-  const lock = await acquireUntil(key, ttlMs, retryDelayMs, () => deadline - Date.now())
+  let lock
+  if (waitMs === 0) lock = await tryAcquire(key, ttlMs)
+  else {
+    const deadline = Date.now() + waitMs
+    lock = await acquireUntil(key, ttlMs, retryDelayMs, () => deadline - Date.now())
+  }
   if (lock === null) throw new LockNotAcquiredError(key, waitMs)
   return lock
 }
@@ -340,12 +347,7 @@ async function withLock(key, fn, ttlSeconds = 300, options = {}) {
   const ttlMs = checkTtl(ttlSeconds)
   const waitMs = checkCount(options.waitMs, 'waitMs', 0)
   const retryDelayMs = checkCount(options.retryDelayMs, 'retryDelayMs', 50)
-  let lock
-  if (waitMs === 0) {
-    // One attempt (the default): no retry loop to set up.
-    lock = await tryAcquire(key, ttlMs)
-    if (lock === null) throw new LockNotAcquiredError(key, 0)
-  } else lock = await acquireWithin(key, ttlMs, waitMs, retryDelayMs)
+  const lock = await acquireWithin(key, ttlMs, waitMs, retryDelayMs)
   const lease = lockLease(lock, ttlMs)
   const context = new LockContext(lease, lock.fencingToken)
 
@@ -359,8 +361,7 @@ async function withLock(key, fn, ttlSeconds = 300, options = {}) {
     failed = true
     error = thrown
   } finally {
-    const renewing = lease.stop()
-    if (renewing !== null) await renewing
+    await lease.stop() // null, or the renewal under way
   }
   let releaseError = null
   if (lease.lost === null) {
