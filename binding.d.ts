@@ -208,6 +208,18 @@ export interface KeyBuilderInfo {
   maxArgs: number
   /** Default TTL in seconds, or null when keys persist. */
   ttl?: number
+  /** The key's template, in order (see `KeyPart`). */
+  parts: Array<KeyPart>
+}
+
+/**
+ * One piece of a builder's template: `kind` is `'text'` (fixed `text`),
+ * `'id'` (a required id) or `'optionalId'` (an id written after `text`, the
+ * separator, when it is given).
+ */
+export interface KeyPart {
+  kind: string
+  text: string
 }
 
 /** The key prefix in force (`keyPrefix` / `REDIS_KEY_PREFIX`). */
@@ -248,6 +260,13 @@ export declare const OP_MASTERS: number
 
 /** `SCAN` with `keyPrefix` added to the pattern and taken off the keys. */
 export declare const OP_SCAN: number
+
+/**
+ * A JS regular expression (source, no flags) matching exactly the non-empty
+ * ids that a builder writes unchanged (no character to escape): keys of such
+ * ids are composed in JS from the builders' parts; any other id goes to `buildKey`.
+ */
+export declare function plainIdPattern(): string
 
 /** Default TTL per prefix (`[prefix, seconds | null]`), for `RedisTTL.<family>.default`. */
 export declare function prefixTtls(): Array<[string, number | undefined | null]>

@@ -866,6 +866,7 @@ module.exports.OP_CALL_BUFFER = nativeBinding.OP_CALL_BUFFER
 module.exports.OP_CLOSE = nativeBinding.OP_CLOSE
 module.exports.OP_MASTERS = nativeBinding.OP_MASTERS
 module.exports.OP_SCAN = nativeBinding.OP_SCAN
+module.exports.plainIdPattern = nativeBinding.plainIdPattern
 module.exports.prefixTtls = nativeBinding.prefixTtls
 module.exports.REQUEST_DEGRADED = nativeBinding.REQUEST_DEGRADED
 module.exports.REQUEST_NODE = nativeBinding.REQUEST_NODE

@@ -55,7 +55,7 @@ describe('RedisKeys', () => {
     expect(RedisKeys.cache.user('5f0c-11ef_x.y@z')).toBe('cache:user:5f0c-11ef_x.y@z')
   })
 
-  test('keys built again (kept in a memo) are the same, and bad ids next to kept ones are still refused', () => {
+  test('keys of plain ids (composed in JS from Rust\'s parts) are Rust\'s keys, and bad ids are still refused', () => {
     for (let round = 0; round < 2; round++) {
       expect(RedisKeys.counter.metric('views', 7)).toBe('counter:views:7')
       expect(RedisKeys.counter.metric('views', '7')).toBe('counter:views:7')
@@ -63,16 +63,72 @@ describe('RedisKeys', () => {
       expect(RedisKeys.counter.metric('views', -0)).toBe('counter:views:0')
       expect(RedisKeys.ratelimit.key('api', 'u:1')).toBe('ratelimit:api:u%3A1')
       expect(() => RedisKeys.ratelimit.key('api')).toThrow(TypeError)
+      expect(() => RedisKeys.ratelimit.key('', 'u1')).toThrow(TypeError)
       expect(() => RedisKeys.counter.metric('views', 7.5)).toThrow(TypeError)
       expect(() => RedisKeys.counter.metric('views', '\ud800')).toThrow(/well-formed/)
+      expect(() => RedisKeys.cache.user('a\udc00b')).toThrow(/well-formed/)
+      expect(() => RedisKeys.cache.user(2 ** 53)).toThrow(TypeError)
       expect(RedisKeys.counter.metric('views', null)).toBe('counter:views') // null is no id
       expect(() => RedisKeys.counter.metric(7.5, 'x')).toThrow(TypeError)
     }
-    // More ids than the memo holds: every key is still right.
     for (let i = 0; i < 10000; i++) {
       expect(RedisKeys.counter.metric(`m${i % 3}`, i)).toBe(`counter:m${i % 3}:${i}`)
       expect(RedisKeys.cache.user(i)).toBe(`cache:user:${i}`)
     }
+  })
+
+  test('for every character and every builder, the JS builder gives the key Rust builds', () => {
+    const native = require('../binding.js')
+    const scheme = native.keyScheme()
+    const rust = (index, a, b) => {
+      try {
+        return native.buildKey(index, a, b)
+      } catch (error) {
+        return `refused: ${error.message}`
+      }
+    }
+    const js = (builder, a, b) => {
+      try {
+        return builder(a, b)
+      } catch (error) {
+        return `refused: ${error.message}`
+      }
+    }
+    const userIndex = scheme.findIndex((b) => b.family === 'cache' && b.name === 'user')
+    const rateIndex = scheme.findIndex((b) => b.family === 'ratelimit' && b.name === 'key')
+    let plain = 0
+    let escaped = 0
+    const differ = []
+    const compare = (label, got, expected) => {
+      if (got !== expected) differ.push([label, got, expected])
+    }
+    // Every code point of the BMP but the surrogates, and every 97th beyond it, alone and inside an id.
+    for (let cp = 0; cp <= 0x10ffff; cp += cp < 0x10000 ? 1 : 97) {
+      if (cp >= 0xd800 && cp <= 0xdfff) continue
+      const c = String.fromCodePoint(cp)
+      for (const id of [c, `a${c}b`]) {
+        const expected = rust(userIndex, id)
+        compare(id, js(RedisKeys.cache.user, id), expected)
+        if (expected === `cache:user:${id}`) plain++
+        else escaped++
+      }
+      compare(`api ${c}1`, js(RedisKeys.ratelimit.key, 'api', `${c}1`), rust(rateIndex, 'api', `${c}1`))
+    }
+    expect(differ).toEqual([])
+    // Both paths were taken: most characters are written unchanged, the escaped set is not.
+    expect(plain).toBeGreaterThan(100000)
+    expect(escaped).toBe(2 * (10 + 32 + 33))
+    // Every builder, with ids of each kind (plain, escaped, numbers, missing, null, bad;
+    // a lone surrogate is refused in JS before Rust, above).
+    const ids = ['u1', 'a:b', '%', 'é€😀', '', ' ', 0, -0, 42, -7, Number.MAX_SAFE_INTEGER, -Number.MAX_SAFE_INTEGER, 2 ** 53, 1.5, NaN, Infinity, undefined, null, true, {}, []]
+    scheme.forEach((info, index) => {
+      const builder = RedisKeys[info.family][info.name]
+      for (const a of ids) {
+        for (const b of info.maxArgs > 1 ? ids : [undefined]) {
+          expect([info.name, a, b, js(builder, a, b)]).toEqual([info.name, a, b, rust(index, a, b)])
+        }
+      }
+    })
   })
 
   test('RedisKeys and RedisTTL are frozen', () => {

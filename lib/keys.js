@@ -1,6 +1,7 @@
 'use strict'
 // `RedisKeys` and `RedisTTL`, built from the key scheme that Rust owns
-// (src/core/keyscheme.rs): every builder calls into Rust, which validates the id and
+// (src/core/keyscheme.rs): its templates and its set of ids written unchanged
+// come from the binding; an id to escape or to refuse goes to Rust, which
 // escapes it so that an id is always data, never a pattern.
 
 const { native, nativeCall, invalid } = require('./runtime.js')
@@ -13,59 +14,64 @@ function wellFormed(id, what) {
 }
 
 /**
- * Keys built lately, per builder: a key depends only on the builder and its
- * ids (the key prefix is added when a command is sent), so a hot id (an
- * idempotency key replayed, a flag asked for on every request) skips the call
- * into Rust. Emptied when it reaches this size.
+ * Ids that a builder writes unchanged (no character to escape), as Rust
+ * defines them (`plainIdPattern()`): the key of such ids is composed here from
+ * the builder's parts, also Rust's, without a call into Rust. Any other id
+ * (one to escape, or one to refuse) goes to Rust's `buildKey`, which escapes
+ * it or throws; a test checks that both give the same key for every character.
  */
-const MEMO_SIZE = 4096
+const PLAIN_ID = new RegExp(native.plainIdPattern())
 
-/** Only ids that Rust accepted and that a Map compares by value are kept. */
-function memoable(id) {
-  return typeof id === 'string' || typeof id === 'number'
+/** The id as its key writes it when it needs no escaping, else undefined. */
+function plainId(id) {
+  if (typeof id === 'string') return PLAIN_ID.test(id) && id.isWellFormed() ? id : undefined
+  // A safe integer is written in decimal, as Rust writes it (-0 as 0).
+  if (typeof id === 'number' && Number.isSafeInteger(id)) return String(id)
+  return undefined
 }
 
-function makeBuilder(index, maxArgs, family, name) {
-  const what = `${family}.${name}`
+/** The key of `parts` (Rust's template) for ids `a` and `b`, or undefined when an id needs Rust. */
+function compose(parts, a, b) {
+  let key = ''
+  let given = 0
+  for (const part of parts) {
+    if (part.kind === 'text') {
+      key += part.text
+      continue
+    }
+    const id = given++ === 0 ? a : b
+    if (part.kind === 'optionalId') {
+      if (id === undefined || id === null) continue
+      key += part.text
+    }
+    const text = plainId(id)
+    if (text === undefined) return undefined
+    key += text
+  }
+  return key
+}
+
+function makeBuilder(index, info) {
+  const what = `${info.family}.${info.name}`
+  const parts = info.parts
   let builder
-  if (maxArgs === 0) builder = () => nativeCall(() => native.buildKey(index))
-  else if (maxArgs === 1) {
-    const memo = new Map()
+  if (info.maxArgs === 0) {
+    const key = compose(parts)
+    builder = () => key
+  } else if (info.maxArgs === 1) {
     builder = (id) => {
-      let key = memo.get(id)
+      const key = compose(parts, id)
       if (key !== undefined) return key
       wellFormed(id, what)
-      key = nativeCall(() => native.buildKey(index, id))
-      if (memoable(id)) {
-        if (memo.size >= MEMO_SIZE) memo.clear()
-        memo.set(id, key)
-      }
-      return key
+      return nativeCall(() => native.buildKey(index, id))
     }
   } else {
-    // Two levels: the first id, then the second (`undefined` when left out).
-    const memo = new Map()
-    let size = 0
     builder = (a, b) => {
-      const inner = memo.get(a)
-      if (inner !== undefined) {
-        const key = inner.get(b)
-        if (key !== undefined) return key
-      }
+      const key = compose(parts, a, b)
+      if (key !== undefined) return key
       wellFormed(a, what)
       wellFormed(b, what)
-      const key = nativeCall(() => native.buildKey(index, a, b))
-      if (memoable(a) && (b === undefined || memoable(b))) {
-        if (size >= MEMO_SIZE) {
-          memo.clear()
-          size = 0
-        }
-        let ids = memo.get(a)
-        if (ids === undefined) memo.set(a, (ids = new Map()))
-        ids.set(b, key)
-        size++
-      }
-      return key
+      return nativeCall(() => native.buildKey(index, a, b))
     }
   }
   Object.defineProperty(builder, 'name', { value: what })
@@ -76,7 +82,7 @@ const RedisKeys = {}
 const RedisTTL = {}
 native.keyScheme().forEach((info, index) => {
   const family = (RedisKeys[info.family] ||= {})
-  family[info.name] = makeBuilder(index, info.maxArgs, info.family, info.name)
+  family[info.name] = makeBuilder(index, info)
   if (info.ttl != null) (RedisTTL[info.family] ||= {})[info.name] = info.ttl
 })
 for (const [prefix, ttl] of native.prefixTtls()) {

@@ -5,7 +5,7 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
 use super::js_error;
-use crate::core::keyscheme::{self, DefaultTtl, IdArg};
+use crate::core::keyscheme::{self, DefaultTtl, IdArg, PartInfo};
 use crate::core::{client, command};
 
 /// `text` with SCAN-pattern characters escaped, so that it matches only itself.
@@ -25,6 +25,25 @@ pub struct KeyBuilderInfo {
   pub max_args: u32,
   /// Default TTL in seconds, or null when keys persist.
   pub ttl: Option<u32>,
+  /// The key's template, in order (see `KeyPart`).
+  pub parts: Vec<KeyPart>,
+}
+
+/// One piece of a builder's template: `kind` is `'text'` (fixed `text`),
+/// `'id'` (a required id) or `'optionalId'` (an id written after `text`, the
+/// separator, when it is given).
+#[napi(object)]
+pub struct KeyPart {
+  pub kind: String,
+  pub text: String,
+}
+
+/// A JS regular expression (source, no flags) matching exactly the non-empty
+/// ids that a builder writes unchanged (no character to escape): keys of such
+/// ids are composed in JS from the builders' parts; any other id goes to `buildKey`.
+#[napi]
+pub fn plain_id_pattern() -> String {
+  keyscheme::plain_id_pattern()
 }
 
 /// The key scheme, for the JS layer to build `RedisKeys` and `RedisTTL` from.
@@ -37,6 +56,24 @@ pub fn key_scheme() -> Vec<KeyBuilderInfo> {
       required_args: b.required_args,
       max_args: b.max_args,
       ttl: b.ttl,
+      parts: b
+        .parts
+        .into_iter()
+        .map(|p| match p {
+          PartInfo::Text(t) => KeyPart {
+            kind: "text".into(),
+            text: t.into(),
+          },
+          PartInfo::Id => KeyPart {
+            kind: "id".into(),
+            text: String::new(),
+          },
+          PartInfo::OptionalId { separator } => KeyPart {
+            kind: "optionalId".into(),
+            text: separator.into(),
+          },
+        })
+        .collect(),
     })
     .collect()
 }

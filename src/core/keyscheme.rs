@@ -9,8 +9,8 @@ use super::error::{Failure, FailureKind};
 enum Part {
   Text(&'static str),
   Arg,
-  /// An optional last argument, written as `:value` when given.
-  OptionalArg,
+  /// An optional last argument, written after its separator (`:value`) when given.
+  OptionalArg(&'static str),
 }
 
 /// A key builder such as `RedisKeys.cache.user(id)`.
@@ -158,7 +158,7 @@ static BUILDERS: &[Builder] = &[
   Builder {
     family: "counter",
     name: "metric",
-    parts: &[Text("counter:"), Arg, OptionalArg],
+    parts: &[Text("counter:"), Arg, OptionalArg(":")],
     ttl: None,
   },
   Builder {
@@ -194,10 +194,31 @@ pub fn default_ttl_for(key: &[u8]) -> DefaultTtl {
 }
 
 /// Characters an id may hold that would otherwise act as a separator, a glob
-/// pattern or a cluster hash tag. They are written as `%XX`, so an id is always
-/// one literal key segment.
+/// pattern or a cluster hash tag; with the control characters (U+0000–U+001F,
+/// U+007F–U+009F) they are written as `%XX`, so an id is always one literal
+/// key segment.
+const ESCAPED: &[char] = &['%', ':', '*', '?', '[', ']', '\\', '{', '}', '^'];
+
 fn needs_escape(c: char) -> bool {
-  matches!(c, '%' | ':' | '*' | '?' | '[' | ']' | '\\' | '{' | '}' | '^') || c.is_control()
+  ESCAPED.contains(&c) || c.is_control()
+}
+
+/// A JavaScript regular expression (source, no flags) that matches exactly the
+/// non-empty ids that `escape_id` leaves unchanged: the JS builders compose
+/// such keys from `key_scheme()`'s parts without calling into Rust, and hand
+/// every other id to `build_key`.
+pub fn plain_id_pattern() -> String {
+  let mut class = String::from("^[^");
+  for c in ESCAPED {
+    if "\\^$.*+?()[]{}|/-".contains(*c) {
+      class.push('\\');
+    }
+    class.push(*c);
+  }
+  // char::is_control is the general category Cc: exactly these two ranges
+  // (checked by a test below).
+  class.push_str("\\u0000-\\u001f\\u007f-\\u009f]+$");
+  class
 }
 
 /// Writes an id as one key segment (see `needs_escape`).
@@ -268,19 +289,38 @@ pub struct BuilderInfo {
   pub max_args: u32,
   /// Default TTL in seconds, or `None` when keys persist.
   pub ttl: Option<u32>,
+  /// The template, in order: fixed text, a required id, or an optional id
+  /// with the separator written before it when it is given.
+  pub parts: Vec<PartInfo>,
+}
+
+/// One piece of a builder's template (see `BuilderInfo::parts`).
+pub enum PartInfo {
+  Text(&'static str),
+  Id,
+  OptionalId { separator: &'static str },
 }
 
 /// The key scheme: every builder, in the order `build_key` numbers them.
 pub fn key_scheme() -> impl Iterator<Item = BuilderInfo> {
   BUILDERS.iter().map(|b| {
     let required = b.parts.iter().filter(|p| matches!(p, Arg)).count() as u32;
-    let optional = b.parts.iter().filter(|p| matches!(p, OptionalArg)).count() as u32;
+    let optional = b.parts.iter().filter(|p| matches!(p, OptionalArg(_))).count() as u32;
     BuilderInfo {
       family: b.family,
       name: b.name,
       required_args: required,
       max_args: required + optional,
       ttl: b.ttl,
+      parts: b
+        .parts
+        .iter()
+        .map(|p| match *p {
+          Text(t) => PartInfo::Text(t),
+          Arg => PartInfo::Id,
+          OptionalArg(separator) => PartInfo::OptionalId { separator },
+        })
+        .collect(),
     }
   })
 }
@@ -306,10 +346,10 @@ pub fn build_key(index: usize, ids: [IdArg; 2]) -> Result<String, Failure> {
         }
         Some(value) => escape_id(&id_text(&full_name(), value)?, &mut key),
       },
-      OptionalArg => match given.next() {
+      OptionalArg(separator) => match given.next() {
         None | Some(IdArg::Missing) | Some(IdArg::Null) => {}
         Some(value) => {
-          key.push(':');
+          key.push_str(separator);
           escape_id(&id_text(&full_name(), value)?, &mut key);
         }
       },
@@ -380,6 +420,17 @@ mod tests {
     let mut out = String::new();
     escape_id("a:b*c?[d]\\e%f{g}", &mut out);
     assert_eq!(out, "a%3Ab%2Ac%3F%5Bd%5D%5Ce%25f%7Bg%7D");
+  }
+
+  #[test]
+  fn the_plain_id_pattern_names_every_escaped_character() {
+    // The pattern's control ranges are exactly char::is_control.
+    for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
+      let in_ranges = (c as u32) <= 0x1F || (0x7F..=0x9F).contains(&(c as u32));
+      assert_eq!(c.is_control(), in_ranges, "U+{:04X}", c as u32);
+    }
+    let pattern = plain_id_pattern();
+    assert_eq!(pattern, r"^[^%:\*\?\[\]\\\{\}\^\u0000-\u001f\u007f-\u009f]+$");
   }
 
   #[test]
