@@ -108,14 +108,18 @@ function checkLock(lock) {
   }
 }
 
-/** One attempt: the Lock, or null when someone else holds the key. */
-async function tryAcquire(key, ttlMs) {
+/**
+ * One attempt: resolves the Lock, or null when someone else holds the key.
+ * (A plain function handing back the script's promise: one promise hop less
+ * than an async function, on every withLock.)
+ */
+function tryAcquire(key, ttlMs) {
   const token = newToken()
   const fenceKey = nativeCall(() => native.fencingKey(key))
   const sentAt = Date.now()
-  const fence = await runScript('acquireLock', [key, fenceKey], [token, ttlMs])
-  if (fence === 0) return null
-  return new Lock(key, token, fence, new Date(sentAt + ttlMs))
+  return runScript('acquireLock', [key, fenceKey], [token, ttlMs]).then((fence) =>
+    fence === 0 ? null : new Lock(key, token, fence, new Date(sentAt + ttlMs)),
+  )
 }
 
 /** A delay of about `ms` with ±50 % jitter, so that waiting acquirers spread out. */
@@ -172,17 +176,20 @@ async function extendLock(lock, ttlSeconds) {
 
 /**
  * Acquires `key` within `waitMs`, or rejects with LockNotAcquiredError. With
- * no wait (withLock's default) it is one attempt, without the retry loop.
+ * no wait (withLock's default) it is one attempt, without the retry loop. Only
+ * for async callers: a bad key throws here, before anything is sent.
  */
-async function acquireWithin(key, ttlMs, waitMs, retryDelayMs) {
-  let lock
-  if (waitMs === 0) lock = await tryAcquire(key, ttlMs)
+function acquireWithin(key, ttlMs, waitMs, retryDelayMs) {
+  let attempt
+  if (waitMs === 0) attempt = tryAcquire(key, ttlMs)
   else {
     const deadline = Date.now() + waitMs
-    lock = await acquireUntil(key, ttlMs, retryDelayMs, () => deadline - Date.now())
+    attempt = acquireUntil(key, ttlMs, retryDelayMs, () => deadline - Date.now())
   }
-  if (lock === null) throw new LockNotAcquiredError(key, waitMs)
-  return lock
+  return attempt.then((lock) => {
+    if (lock === null) throw new LockNotAcquiredError(key, waitMs)
+    return lock
+  })
 }
 
 // ── The lease keeper (withLock's, and the idempotency claims') ──────────────
@@ -361,12 +368,16 @@ async function withLock(key, fn, ttlSeconds = 300, options = {}) {
     failed = true
     error = thrown
   } finally {
-    await lease.stop() // null, or the renewal under way
+    const renewing = lease.stop() // null, or the renewal under way
+    if (renewing !== null) await renewing
   }
   let releaseError = null
   if (lease.lost === null) {
     try {
-      if (!(await releaseLock(lock))) lease.lose('it expired or was taken by someone else before release')
+      // The lock is one that acquireWithin made: no check of it is needed.
+      if ((await runScript('releaseLock', [lock.key], [lock.token])) !== 1) {
+        lease.lose('it expired or was taken by someone else before release')
+      }
     } catch (thrown) {
       releaseError = thrown
     }
