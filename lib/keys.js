@@ -54,26 +54,19 @@ function compose(parts, a, b) {
 function makeBuilder(index, info) {
   const what = `${info.family}.${info.name}`
   const parts = info.parts
+  const build = (a, b) => {
+    const key = compose(parts, a, b)
+    if (key !== undefined) return key
+    wellFormed(a, what)
+    if (info.maxArgs > 1) wellFormed(b, what)
+    return nativeCall(() => native.buildKey(index, a, b))
+  }
   let builder
   if (info.maxArgs === 0) {
-    const key = compose(parts)
+    const key = build()
     builder = () => key
-  } else if (info.maxArgs === 1) {
-    builder = (id) => {
-      const key = compose(parts, id)
-      if (key !== undefined) return key
-      wellFormed(id, what)
-      return nativeCall(() => native.buildKey(index, id))
-    }
-  } else {
-    builder = (a, b) => {
-      const key = compose(parts, a, b)
-      if (key !== undefined) return key
-      wellFormed(a, what)
-      wellFormed(b, what)
-      return nativeCall(() => native.buildKey(index, a, b))
-    }
-  }
+  } else if (info.maxArgs === 1) builder = (id) => build(id) // a second argument is ignored
+  else builder = build
   Object.defineProperty(builder, 'name', { value: what })
   return builder
 }

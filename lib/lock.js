@@ -155,10 +155,15 @@ async function acquireUntil(key, ttlMs, retryDelayMs, nextWait) {
   }
 }
 
+/** The release script for `lock`: resolves 1 when it was still ours (and is now released), else 0. */
+function runRelease(lock) {
+  return runScript('releaseLock', [lock.key], [lock.token])
+}
+
 /** Releases `lock` if it is still ours: true when it was, false when it had expired or been taken. */
 async function releaseLock(lock) {
   checkLock(lock)
-  return (await runScript('releaseLock', [lock.key], [lock.token])) === 1
+  return (await runRelease(lock)) === 1
 }
 
 /**
@@ -374,8 +379,8 @@ async function withLock(key, fn, ttlSeconds = 300, options = {}) {
   let releaseError = null
   if (lease.lost === null) {
     try {
-      // The lock is one that acquireWithin made: no check of it is needed.
-      if ((await runScript('releaseLock', [lock.key], [lock.token])) !== 1) {
+      // The lock is one that acquireWithin made: releaseLock's check is not needed.
+      if ((await runRelease(lock)) !== 1) {
         lease.lose('it expired or was taken by someone else before release')
       }
     } catch (thrown) {
