@@ -176,6 +176,78 @@ describe('a hot key read again unchanged', () => {
     expect(cacheService.getStats()).toMatchObject({ hits: 11, misses: 4, errors: 3 })
   })
 
+  test('values of every shape copied from a kept one equal JSON.parse, share no object, and keys cannot change the copy', async () => {
+    // From the third read a kept value is copied by a function compiled for its
+    // shape (object and array literals), or key by key when it is too large.
+    let seed = 7
+    const random = (n) => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0
+      return seed % n
+    }
+    const nastyKeys = ['__proto__', '"]);process.exit(9);//', '\\', '\u2028', 'then', '0', '10', '-1', '', 'a b', 'ü', '`$' + '{x}`', '__proto__ ']
+    const make = (depth) => {
+      const kind = depth > 3 ? random(4) : random(7)
+      if (kind === 0) return random(2) === 0 ? null : random(2) === 0
+      if (kind === 1) return [0, -0, 1.5, -2e-7, 123456789012, 1e300][random(6)]
+      if (kind === 2) return ['', 'x', 'caf\u00e9', '\u2028', '"q"', 'a'.repeat(random(50))][random(6)]
+      if (kind === 3) return random(3)
+      if (kind === 4 || kind === 5) {
+        const o = {}
+        const n = random(6)
+        for (let i = 0; i < n; i++) {
+          const k = random(3) === 0 ? nastyKeys[random(nastyKeys.length)] : `k${random(20)}`
+          if (k === '__proto__') Object.defineProperty(o, k, { value: make(depth + 1), enumerable: true, writable: true, configurable: true })
+          else o[k] = make(depth + 1)
+        }
+        return o
+      }
+      return Array.from({ length: random(3) === 0 ? 40 : random(5) }, () => make(depth + 1))
+    }
+    const values = Array.from({ length: 60 }, () => make(0))
+    values.push({ wide: Array.from({ length: 300 }, (_, i) => ({ i })) }) // more nodes than one copier takes
+    for (let v = 0; v < values.length; v++) {
+      const key = `cache:memo:shape-${v}`
+      const text = JSON.stringify(values[v])
+      await inspector.set(key, text)
+      const reads = []
+      for (let i = 0; i < 4; i++) reads.push(await cacheService.get(key))
+      const reference = JSON.parse(text)
+      for (const read of reads) {
+        expect(read).toStrictEqual(reference)
+        expect(JSON.stringify(read)).toBe(text) // same keys in the same order, same numbers
+      }
+      // No object shared between two reads, at any depth.
+      const seen = new Set()
+      const walk = (x) => {
+        if (typeof x !== 'object' || x === null) return
+        expect(seen.has(x)).toBe(false)
+        seen.add(x)
+        Object.values(x).forEach(walk)
+      }
+      reads.forEach(walk)
+    }
+  })
+
+  test('without code generation from strings, kept values are still copied right', async () => {
+    const key = 'cache:memo:no-codegen'
+    const text = '{"__proto__":{"p":1},"a":[1,{"b":"c"}],"n":-0}'
+    await inspector.set(key, text)
+    const child = `
+      const r = require('.');
+      (async () => {
+        const reads = [];
+        for (let i = 0; i < 4; i++) reads.push(await r.cacheService.get(${JSON.stringify(key)}));
+        let codegen = 'allowed';
+        try { new Function('return 1') } catch { codegen = 'refused' }
+        console.log(JSON.stringify({ codegen, texts: reads.map((v) => JSON.stringify(v)), own: reads.every((v) => Object.hasOwn(v, '__proto__') && Object.getPrototypeOf(v) === Object.prototype), distinct: new Set(reads.map((v) => v.a)).size }));
+        await r.closeRedisConnection();
+      })();`
+    const out = await runNode(child, { nodeArgs: ['--disallow-code-generation-from-strings'] })
+    expect(out.stderr).toBe('')
+    const result = JSON.parse(out.stdout)
+    expect(result).toEqual({ codegen: 'refused', texts: Array(4).fill(JSON.stringify(JSON.parse(text))), own: true, distinct: 4 })
+  })
+
   test('mget keeps its values apart per key, and large values are parsed every time', async () => {
     const big = { blob: 'z'.repeat(10000) }
     await cacheService.mset([['cache:memo:a', { v: 'a' }], ['cache:memo:b', { v: 'b' }], ['cache:memo:big', big]])

@@ -210,23 +210,35 @@ async function runClaimed(key, recordKey, fn, o, token, createdAt, fingerprintJs
  * Runs `fn()` at most once per `key` within `ttlSeconds` and resolves its JSON
  * result to every later call with the key. See docs/idempotency.md.
  */
-async function withIdempotency(key, fn, options) {
-  const o = checkOptions(options)
-  if (typeof fn !== 'function') throw invalid('withIdempotency(key, fn): fn must be a function')
-  const recordKey = RedisKeys.idempotency.key(key)
+function withIdempotency(key, fn, options) {
+  // Not an async function: a replay is one GET and one promise hop, as a hand-written one is.
+  let o
+  let recordKey
+  try {
+    o = checkOptions(options)
+    if (typeof fn !== 'function') throw invalid('withIdempotency(key, fn): fn must be a function')
+    recordKey = RedisKeys.idempotency.key(key)
+  } catch (error) {
+    return Promise.reject(error)
+  }
   const deadline = Date.now() + o.waitMs
-  const fingerprintJson = o.fingerprint === null ? 'null' : JSON.stringify(o.fingerprint)
-  let delay = POLL_FIRST_MS
-  if (completed.has(recordKey)) {
-    // Seen completed here: read it (a replay is then one GET, as a hand-written one is).
-    const text = await request(Op.CALL, 'GET', [recordKey])
+  if (!completed.has(recordKey)) return claimOrWait(key, recordKey, fn, o, deadline)
+  // Seen completed here: read it (a replay is then one GET).
+  return request(Op.CALL, 'GET', [recordKey]).then((text) => {
     const record = text === null ? null : decodeRecord(key, recordKey, text)
     if (record !== null && record.state === 'completed') {
       if ((record.fingerprint ?? null) !== o.fingerprint) throw new IdempotencyMismatchError(key)
       return record.result
     }
     completed.delete(recordKey) // expired, deleted or claimed anew: claim as usual
-  }
+    return claimOrWait(key, recordKey, fn, o, deadline)
+  })
+}
+
+/** Claims `recordKey` and runs fn, or replays the completed record, or waits for the run in progress. */
+async function claimOrWait(key, recordKey, fn, o, deadline) {
+  const fingerprintJson = o.fingerprint === null ? 'null' : JSON.stringify(o.fingerprint)
+  let delay = POLL_FIRST_MS
   for (;;) {
     const token = randomToken()
     const createdAt = Date.now()
