@@ -204,7 +204,11 @@ describe('a hot key read again unchanged', () => {
       return Array.from({ length: random(3) === 0 ? 40 : random(5) }, () => make(depth + 1))
     }
     const values = Array.from({ length: 60 }, () => make(0))
-    values.push({ wide: Array.from({ length: 300 }, (_, i) => ({ i })) }) // more nodes than one copier takes
+    // An array longer than 32 items (copied item by item inside the literal),
+    // more nodes than one copier takes (copied key by key), and long keys.
+    values.push({ wide: Array.from({ length: 300 }, (_, i) => ({ i })) })
+    values.push(Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`k${i}`, i % 2 === 0 ? [i] : i])))
+    values.push({ ['k'.repeat(1000)]: Array.from({ length: 3 }, () => Array(32).fill(0)) })
     for (let v = 0; v < values.length; v++) {
       const key = `cache:memo:shape-${v}`
       const text = JSON.stringify(values[v])
