@@ -386,6 +386,8 @@ const history = runtime.shared('monitor.history', () => ({
   head: 0,
   timer: null,
   inFlight: false,
+  /** The promise of the last sample started (settles when it is done), or null. */
+  current: null,
   /** The sampler stops at its first tick after this time (ms since the epoch). */
   wantedUntil: 0,
   /** Bumped by resetHistory, so that a sample in flight across a reset is dropped. */
@@ -468,6 +470,8 @@ async function sampleTick() {
   if (history.inFlight) return
   history.inFlight = true
   const generation = history.generation
+  let settled
+  history.current = new Promise((resolve) => (settled = resolve))
   try {
     const sample = deepFreeze(toSample(await getRedisMetrics()))
     if (generation !== history.generation) return
@@ -476,7 +480,9 @@ async function sampleTick() {
   } catch {
     // Redis could not be read: that step is missing from the history; the next tick tries again.
   } finally {
-    history.inFlight = false
+    // A sample that outlived a reset does not clear the flag of the sampler started since.
+    if (generation === history.generation) history.inFlight = false
+    settled()
   }
 }
 
@@ -531,6 +537,8 @@ function resetHistory(options = {}) {
 
 /** Whether the sampler's timer is running (for tests and the dashboard's JSON). */
 const historySampling = () => history.timer !== null
+/** Test hook: resolves once the last sample started (even one from before a reset) has finished. */
+const historySettled = () => history.current ?? Promise.resolve()
 /** The sampler's step and buffer size in force. */
 const historySettings = () => ({ stepMs: history.stepMs, size: history.size, idleMs: history.idleMs })
 
@@ -691,6 +699,7 @@ module.exports = {
   toSample,
   resetHistory,
   historySampling,
+  historySettled,
   historySettings,
   authorizationRefusal,
   HISTORY_STEP_MS,
