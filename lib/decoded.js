@@ -167,4 +167,4 @@ function parseFor(key, text) {
   return value
 }
 
-module.exports = { parseFor, copierFor, copyParsed }
+module.exports = { parseFor }
