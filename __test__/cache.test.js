@@ -232,7 +232,7 @@ describe('a hot key read again unchanged', () => {
     }
   })
 
-  test('without code generation from strings, kept values are still copied right', async () => {
+  test('without code generation from strings, kept values are still copied right, and values written right', async () => {
     const key = 'cache:memo:no-codegen'
     const text = '{"__proto__":{"p":1},"a":[1,{"b":"c"}],"n":-0}'
     await inspector.set(key, text)
@@ -243,6 +243,7 @@ describe('a hot key read again unchanged', () => {
         for (let i = 0; i < 4; i++) reads.push(await r.cacheService.get(${JSON.stringify(key)}));
         let codegen = 'allowed';
         try { new Function('return 1') } catch { codegen = 'refused' }
+        for (let i = 0; i < 3; i++) await r.cacheService.set('cache:enc:no-codegen', { a: 'x"y', n: [1, { b: null }] }, 60);
         console.log(JSON.stringify({ codegen, texts: reads.map((v) => JSON.stringify(v)), own: reads.every((v) => Object.hasOwn(v, '__proto__') && Object.getPrototypeOf(v) === Object.prototype), distinct: new Set(reads.map((v) => v.a)).size }));
         await r.closeRedisConnection();
       })();`
@@ -250,6 +251,7 @@ describe('a hot key read again unchanged', () => {
     expect(out.stderr).toBe('')
     const result = JSON.parse(out.stdout)
     expect(result).toEqual({ codegen: 'refused', texts: Array(4).fill(JSON.stringify(JSON.parse(text))), own: true, distinct: 4 })
+    expect(await inspector.get('cache:enc:no-codegen')).toBe(JSON.stringify({ a: 'x"y', n: [1, { b: null }] }))
   })
 
   test('mget keeps its values apart per key, and large values are parsed every time', async () => {
@@ -262,6 +264,160 @@ describe('a hot key read again unchanged', () => {
       values[0].v = 'mutated'
     }
     expect(await cacheService.get('cache:memo:b')).toEqual({ v: 'b' })
+  })
+})
+
+describe('a shape written again and again', () => {
+  // lib/encoded.js: from the second write of a plain object under a key prefix,
+  // values of its shape are written by a serializer compiled for it. Whatever
+  // is written, Redis must hold exactly what JSON.stringify gives.
+  const serializers = () => globalThis[Symbol.for('@yesgoddess/redis/runtime/v1')].shared('encoded-serializers', () => new Map())
+  const written = async (key, value) => {
+    await cacheService.set(key, value, 60)
+    return inspector.get(key)
+  }
+
+  test('values of its shape and of every other shape under the prefix are written as JSON.stringify writes them', async () => {
+    class Point {
+      constructor() {
+        this.p = 'q'
+      }
+    }
+    const base = () => ({ a: 'x', n: 1, b: true, z: null, d: new Date(0), arr: [1, 'two', null], o: { p: 'q' } })
+    const compiledBefore = serializers().size
+    for (let i = 0; i < 3; i++) expect(await written('cache:enc:one', base())).toBe(JSON.stringify(base()))
+    expect(serializers().size).toBe(compiledBefore + 1)
+    const nonEnumerableToJson = base()
+    Object.defineProperty(nonEnumerableToJson.o, 'toJSON', { value: () => 'from toJSON', enumerable: false })
+    const getter = base()
+    Object.defineProperty(getter.o, 'p', { get: () => 'from a getter', enumerable: true })
+    const nullPrototype = base()
+    nullPrototype.o = Object.assign(Object.create(null), { p: 'no prototype' })
+    const classInstance = base()
+    classInstance.o = new Point()
+    const cyclicInArray = base()
+    cyclicInArray.arr = [{ back: cyclicInArray }]
+    const variants = [
+      { a: 'needs "escapes" \\ and\nnew lines\u0001' },
+      { a: 'a lone \ud800 surrogate, and \udc00 another' },
+      { a: 'a pair 😀, café, ü, \u2028' },
+      { a: '' },
+      { a: new String('boxed') },
+      { a: 42 },
+      { a: undefined },
+      { a: () => 'fn' },
+      { a: Symbol('s') },
+      { n: NaN },
+      { n: -0 },
+      { n: Infinity },
+      { n: 1e21 },
+      { n: 5e-7 },
+      { n: '1' },
+      { b: false },
+      { b: 'true' },
+      { z: undefined },
+      { z: { nested: 'now an object' } },
+      { d: new Date(Number.NaN) },
+      { d: Object.assign(new Date(0), { toJSON: () => 'own toJSON' }) },
+      { d: { toJSON: (key) => `toJSON of ${key}` } },
+      { d: '2020-01-01' },
+      { arr: [undefined, () => 1, Symbol('x'), , { x: 1 }, [2, [3]], new Date(1), 'a"b', NaN] }, // eslint-disable-line no-sparse-arrays
+      { arr: [] },
+      { arr: 'not an array' },
+      { arr: { 0: 1, length: 1 } },
+      { arr: [{ toJSON: (key) => `item ${key}` }] },
+      { o: { p: 'q', extra: 1 } },
+      { o: { extra: 1, p: 'q' } },
+      { o: {} },
+      { o: new Number(5) },
+      { o: [1] },
+      { o: null },
+    ]
+    // Each case under a prefix of its own whose serializer is compiled (a prefix
+    // whose shapes keep changing stops being compiled).
+    let prefixes = 0
+    const compiled = async () => {
+      const key = `cache:enc-${prefixes++}:one`
+      for (let i = 0; i < 3; i++) expect(await written(key, base())).toBe(JSON.stringify(base()))
+      return key
+    }
+    for (const change of variants) {
+      const key = await compiled()
+      const value = { ...base(), ...change }
+      expect(await written(key, value)).toBe(JSON.stringify(value))
+      expect(await written(key, base())).toBe(JSON.stringify(base()))
+    }
+    for (const value of [nonEnumerableToJson, getter, nullPrototype, classInstance]) {
+      const key = await compiled()
+      expect(await written(key, value)).toBe(JSON.stringify(value))
+      expect(await written(key, base())).toBe(JSON.stringify(base()))
+    }
+    // What JSON.stringify refuses is refused, compiled shape or not.
+    for (const value of [{ ...base(), a: 10n }, cyclicInArray]) {
+      const key = await compiled()
+      await expect(cacheService.set(key, value, 60)).rejects.toMatchObject({ name: 'TypeError', code: 'EINVALID' })
+      expect(await written(key, base())).toBe(JSON.stringify(base()))
+    }
+    // A toJSON added to Object.prototype is seen by every later write.
+    const key = await compiled()
+    try {
+      Object.prototype.toJSON = function () { return 'from Object.prototype' }
+      expect(await written(key, base())).toBe(JSON.stringify(base()))
+    } finally {
+      delete Object.prototype.toJSON
+    }
+    expect(await written(key, base())).toBe(JSON.stringify(base()))
+    // A prefix whose shapes keep changing is written right all along.
+    for (let i = 0; i < 30; i++) {
+      const value = i % 2 === 0 ? base() : { ...base(), [`k${i}`]: i }
+      expect(await written('cache:enc:changing', value)).toBe(JSON.stringify(value))
+    }
+  })
+
+  test('a shape of no keys or of index keys only is not taken for a boxed primitive', async () => {
+    const cases = [[{ e: {} }, { e: new Number(5) }], [{ e: {} }, { e: new Boolean(false) }], [{ e: { 0: 'a', 1: 'b' } }, { e: new String('ab') }]]
+    for (let c = 0; c < cases.length; c++) {
+      const [shape, boxed] = cases[c]
+      const key = `cache:enc-boxed-${c}:x`
+      for (let i = 0; i < 3; i++) expect(await written(key, shape)).toBe(JSON.stringify(shape))
+      expect(await written(key, boxed)).toBe(JSON.stringify(boxed))
+      expect(await written(key, shape)).toBe(JSON.stringify(shape))
+    }
+  })
+
+  test('random values, each written three times under its own prefix, are written as JSON.stringify writes them', async () => {
+    let seed = 11
+    const random = (n) => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0
+      return seed % n
+    }
+    const nastyKeys = ['__proto__', '"]);process.abort();//', '\\', '\u2028', 'toJSON', '0', '10', '-1', '', 'a b', 'ü', '`$' + '{x}`', 'constructor']
+    const make = (depth) => {
+      const kind = depth > 3 ? random(4) : random(7)
+      if (kind === 0) return random(2) === 0 ? null : random(2) === 0
+      if (kind === 1) return [0, -0, 1.5, -2e-7, 123456789012, 1e300, NaN][random(7)]
+      if (kind === 2) return ['', 'x', 'caf\u00e9', '\u2028', '"q"', '\n', '\ud83d', 'a'.repeat(random(50))][random(8)]
+      if (kind === 3) return [new Date(random(1e12)), undefined, random(3)][random(3)]
+      if (kind === 4 || kind === 5) {
+        const o = {}
+        const n = random(6)
+        for (let i = 0; i < n; i++) {
+          const k = random(3) === 0 ? nastyKeys[random(nastyKeys.length)] : `k${random(20)}`
+          if (k === '__proto__' || k === 'toJSON') Object.defineProperty(o, k, { value: make(depth + 1), enumerable: true, writable: true, configurable: true })
+          else o[k] = make(depth + 1)
+        }
+        return o
+      }
+      return Array.from({ length: random(5) }, () => make(depth + 1))
+    }
+    const compiledBefore = serializers().size
+    for (let v = 0; v < 60; v++) {
+      const value = { root: make(1), other: make(1) }
+      const expected = JSON.stringify(value)
+      for (let i = 0; i < 3; i++) expect(await written(`cache:enc-${v}:x`, value)).toBe(expected)
+    }
+    // Most of them were written by a compiled serializer.
+    expect(serializers().size).toBeGreaterThan(compiledBefore + 20)
   })
 })
 

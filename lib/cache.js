@@ -10,6 +10,7 @@ const { randomBytes } = require('node:crypto')
 const { getRedisClient } = require('./client.js')
 const { runScript } = require('./scripts.js')
 const { parseFor } = require('./decoded.js')
+const { stringifyFor } = require('./encoded.js')
 
 const { request } = runtime
 
@@ -97,7 +98,7 @@ function encode(key, value) {
   }
   let text
   try {
-    text = JSON.stringify(value)
+    text = stringifyFor(key, value)
   } catch (error) {
     throw invalid(`cacheService.set(${key}): the value cannot be stored as JSON (${error.message})`)
   }
