@@ -198,6 +198,12 @@ export declare function fencingKey(key: string): string
 /** `text` with SCAN-pattern characters escaped, so that it matches only itself. */
 export declare function globEscape(text: string): string
 
+/**
+ * Whether JSON.stringify writes `text` unchanged between quotes (no control
+ * character, '"', '\\' or surrogate): one call for all the strings of a value.
+ */
+export declare function jsonPlain(text: string): boolean
+
 /** One builder as JS sees it, to build `RedisKeys` and `RedisTTL`. */
 export interface KeyBuilderInfo {
   family: string

@@ -857,6 +857,7 @@ module.exports.FAILURE_TIMEOUT = nativeBinding.FAILURE_TIMEOUT
 module.exports.FAILURE_USAGE = nativeBinding.FAILURE_USAGE
 module.exports.fencingKey = nativeBinding.fencingKey
 module.exports.globEscape = nativeBinding.globEscape
+module.exports.jsonPlain = nativeBinding.jsonPlain
 module.exports.keyPrefix = nativeBinding.keyPrefix
 module.exports.keyScheme = nativeBinding.keyScheme
 module.exports.keySlot = nativeBinding.keySlot

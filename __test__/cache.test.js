@@ -374,15 +374,68 @@ describe('a shape written again and again', () => {
     }
   })
 
-  test('a shape of no keys or of index keys only is not taken for a boxed primitive', async () => {
-    const cases = [[{ e: {} }, { e: new Number(5) }], [{ e: {} }, { e: new Boolean(false) }], [{ e: { 0: 'a', 1: 'b' } }, { e: new String('ab') }]]
+  test('a boxed primitive is never taken for an object of the shape, whatever keys or prototype it has', async () => {
+    const boxed = (primitive, prototype) => {
+      const box = Object.assign(Object(primitive), { p: 'q' })
+      if (prototype !== undefined) Object.setPrototypeOf(box, prototype)
+      return box
+    }
+    const cases = [
+      [{ e: {} }, { e: new Number(5) }],
+      [{ e: {} }, { e: new Boolean(false) }],
+      [{ e: { 0: 'a', 1: 'b' } }, { e: new String('ab') }],
+      [{ e: { p: 'q' } }, { e: boxed(false) }],
+      [{ e: { p: 'q' } }, { e: boxed(5) }],
+      [{ e: { 0: 'a', p: 'q' } }, { e: boxed('a') }],
+      [{ e: { p: 'q' } }, { e: boxed(5, Object.prototype) }],
+      [{ e: { p: 'q' } }, { e: boxed(false, null) }],
+      [{ p: 'q' }, boxed(5)],
+      [{ p: 'q' }, boxed('x', Object.prototype)],
+    ]
     for (let c = 0; c < cases.length; c++) {
-      const [shape, boxed] = cases[c]
+      const [shape, box] = cases[c]
       const key = `cache:enc-boxed-${c}:x`
       for (let i = 0; i < 3; i++) expect(await written(key, shape)).toBe(JSON.stringify(shape))
-      expect(await written(key, boxed)).toBe(JSON.stringify(boxed))
+      expect(await written(key, box)).toBe(JSON.stringify(box))
       expect(await written(key, shape)).toBe(JSON.stringify(shape))
     }
+    // A boxed BigInt: JSON.stringify throws, and so does the write.
+    const key = 'cache:enc-boxed-bigint:x'
+    for (let i = 0; i < 3; i++) await written(key, { e: { p: 'q' } })
+    await expect(cacheService.set(key, { e: boxed(1n) }, 60)).rejects.toMatchObject({ name: 'TypeError', code: 'EINVALID' })
+  })
+
+  test('getters, toJSON and proxies run in the order JSON.stringify runs them, and a second look that throws costs nothing', async () => {
+    const key = 'cache:enc-order:x'
+    for (let i = 0; i < 3; i++) await written(key, { list: [], s: 'x', d: new Date(0), t: 'y' })
+    const calls = []
+    const value = {
+      get list() {
+        calls.push('list')
+        return this.items
+      },
+      get s() {
+        calls.push('s')
+        this.items.push(1) // changes the array read before it: JSON.stringify wrote it already
+        return 'x'
+      },
+      d: Object.assign(new Date(0), { toISOString: () => (calls.push('d'), 'when') }),
+      get t() {
+        calls.push('t')
+        return 'y'
+      },
+    }
+    Object.defineProperty(value, 'items', { value: [], writable: true, enumerable: false })
+    const expected = JSON.stringify(value)
+    const stringifyCalls = calls.splice(0)
+    value.items = []
+    expect(await written(key, value)).toBe(expected)
+    expect(calls).toEqual(stringifyCalls)
+    expect(stringifyCalls).toEqual(['list', 's', 'd', 't'])
+    // A proxy whose getPrototypeOf throws (JSON.stringify never asks): written
+    // right on the write that compiles its prefix, and on every other.
+    const proxied = () => ({ o: new Proxy({ a: 1 }, { getPrototypeOf() { throw new Error('asked for a prototype') } }) })
+    for (let i = 0; i < 4; i++) expect(await written('cache:enc-proxy:x', proxied())).toBe('{"o":{"a":1}}')
   })
 
   test('random values, each written three times under its own prefix, are written as JSON.stringify writes them', async () => {

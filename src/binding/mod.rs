@@ -5,6 +5,7 @@
 
 mod channel;
 mod client;
+mod json;
 mod keys;
 
 use crate::core::error::{Failure, FailureKind};

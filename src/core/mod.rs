@@ -12,6 +12,7 @@ pub mod connection;
 pub mod error;
 pub mod events;
 pub mod gather;
+pub mod json;
 pub mod keyscheme;
 pub mod link;
 pub mod metrics;
