@@ -438,6 +438,16 @@ describe('a shape written again and again', () => {
     for (let i = 0; i < 4; i++) expect(await written('cache:enc-proxy:x', proxied())).toBe('{"o":{"a":1}}')
   })
 
+  test('strings checked all at once (long ones) are escaped where one of them needs it', async () => {
+    const base = (bio, tag) => ({ id: 'u-1', bio, tags: [tag], more: { a: 'x'.repeat(100), b: 'y' } })
+    const plain = 'z'.repeat(300)
+    for (const [bio, tag] of [['line\nbreak ' + plain, 't'], [plain + '"', 't'], [plain, 'quote"'], ['\ud800' + plain, 't'], [plain + '\udfff', 't'], ['😀' + plain, 't'], [plain + '\u0000', '\\'], [plain, 't']]) {
+      const key = `cache:enc-long-${bio.length}-${bio.charCodeAt(0)}-${bio.charCodeAt(bio.length - 1)}-${tag.length}:x`
+      for (let i = 0; i < 3; i++) expect(await written(key, base(plain, 't'))).toBe(JSON.stringify(base(plain, 't')))
+      expect(await written(key, base(bio, tag))).toBe(JSON.stringify(base(bio, tag)))
+    }
+  })
+
   test('random values, each written three times under its own prefix, are written as JSON.stringify writes them', async () => {
     let seed = 11
     const random = (n) => {
