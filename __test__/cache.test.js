@@ -129,6 +129,43 @@ test('mget, mset, delete, exists, ttl and stats', async () => {
   expect(stats.hitRate).toBeCloseTo(0.8)
 })
 
+/**
+ * A maker of random values, `make(depth)`, from `seed`: null and booleans,
+ * the given numbers, strings and other leaves (a function is called with the
+ * random source), objects of up to 5 keys (a third of them from `keys`,
+ * "__proto__" and "toJSON" as own properties), and arrays of up to 4 items
+ * (with `longArrays`, a third of them of 40).
+ */
+function randomValues(seed, { numbers, strings, others, keys, longArrays }) {
+  const random = (n) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0
+    return seed % n
+  }
+  const pick = (list) => {
+    const item = list[random(list.length)]
+    return typeof item === 'function' ? item(random) : item
+  }
+  const make = (depth) => {
+    const kind = depth > 3 ? random(4) : random(7)
+    if (kind === 0) return random(2) === 0 ? null : random(2) === 0
+    if (kind === 1) return pick(numbers)
+    if (kind === 2) return pick(strings)
+    if (kind === 3) return pick(others)
+    if (kind === 4 || kind === 5) {
+      const o = {}
+      const n = random(6)
+      for (let i = 0; i < n; i++) {
+        const k = random(3) === 0 ? keys[random(keys.length)] : `k${random(20)}`
+        if (k === '__proto__' || k === 'toJSON') Object.defineProperty(o, k, { value: make(depth + 1), enumerable: true, writable: true, configurable: true })
+        else o[k] = make(depth + 1)
+      }
+      return o
+    }
+    return Array.from({ length: longArrays && random(3) === 0 ? 40 : random(5) }, () => make(depth + 1))
+  }
+  return make
+}
+
 describe('a hot key read again unchanged', () => {
   // The memo of decoded values (lib/cache.js): from the third read of the same
   // text, the value is a copy of a kept one rather than a new JSON.parse.
@@ -179,30 +216,13 @@ describe('a hot key read again unchanged', () => {
   test('values of every shape copied from a kept one equal JSON.parse, share no object, and keys cannot change the copy', async () => {
     // From the third read a kept value is copied by a function compiled for its
     // shape (object and array literals), or key by key when it is too large.
-    let seed = 7
-    const random = (n) => {
-      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0
-      return seed % n
-    }
-    const nastyKeys = ['__proto__', '"]);process.abort();//', '\\', '\u2028', 'then', '0', '10', '-1', '', 'a b', 'ü', '`$' + '{x}`', '__proto__ ']
-    const make = (depth) => {
-      const kind = depth > 3 ? random(4) : random(7)
-      if (kind === 0) return random(2) === 0 ? null : random(2) === 0
-      if (kind === 1) return [0, -0, 1.5, -2e-7, 123456789012, 1e300][random(6)]
-      if (kind === 2) return ['', 'x', 'caf\u00e9', '\u2028', '"q"', 'a'.repeat(random(50))][random(6)]
-      if (kind === 3) return random(3)
-      if (kind === 4 || kind === 5) {
-        const o = {}
-        const n = random(6)
-        for (let i = 0; i < n; i++) {
-          const k = random(3) === 0 ? nastyKeys[random(nastyKeys.length)] : `k${random(20)}`
-          if (k === '__proto__') Object.defineProperty(o, k, { value: make(depth + 1), enumerable: true, writable: true, configurable: true })
-          else o[k] = make(depth + 1)
-        }
-        return o
-      }
-      return Array.from({ length: random(3) === 0 ? 40 : random(5) }, () => make(depth + 1))
-    }
+    const make = randomValues(7, {
+      numbers: [0, -0, 1.5, -2e-7, 123456789012, 1e300],
+      strings: ['', 'x', 'caf\u00e9', '\u2028', '"q"', (random) => 'a'.repeat(random(50))],
+      others: [(random) => random(3)],
+      keys: ['__proto__', '"]);process.abort();//', '\\', '\u2028', 'then', '0', '10', '-1', '', 'a b', 'ü', '`$' + '{x}`', '__proto__ '],
+      longArrays: true,
+    })
     const values = Array.from({ length: 60 }, () => make(0))
     // An array longer than 32 items (copied item by item inside the literal),
     // more nodes than one copier takes (copied key by key), and long keys.
@@ -449,30 +469,13 @@ describe('a shape written again and again', () => {
   })
 
   test('random values, each written three times under its own prefix, are written as JSON.stringify writes them', async () => {
-    let seed = 11
-    const random = (n) => {
-      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0
-      return seed % n
-    }
-    const nastyKeys = ['__proto__', '"]);process.abort();//', '\\', '\u2028', 'toJSON', '0', '10', '-1', '', 'a b', 'ü', '`$' + '{x}`', 'constructor']
-    const make = (depth) => {
-      const kind = depth > 3 ? random(4) : random(7)
-      if (kind === 0) return random(2) === 0 ? null : random(2) === 0
-      if (kind === 1) return [0, -0, 1.5, -2e-7, 123456789012, 1e300, NaN][random(7)]
-      if (kind === 2) return ['', 'x', 'caf\u00e9', '\u2028', '"q"', '\n', '\ud83d', 'a'.repeat(random(50))][random(8)]
-      if (kind === 3) return [new Date(random(1e12)), undefined, random(3)][random(3)]
-      if (kind === 4 || kind === 5) {
-        const o = {}
-        const n = random(6)
-        for (let i = 0; i < n; i++) {
-          const k = random(3) === 0 ? nastyKeys[random(nastyKeys.length)] : `k${random(20)}`
-          if (k === '__proto__' || k === 'toJSON') Object.defineProperty(o, k, { value: make(depth + 1), enumerable: true, writable: true, configurable: true })
-          else o[k] = make(depth + 1)
-        }
-        return o
-      }
-      return Array.from({ length: random(5) }, () => make(depth + 1))
-    }
+    const make = randomValues(11, {
+      numbers: [0, -0, 1.5, -2e-7, 123456789012, 1e300, NaN],
+      strings: ['', 'x', 'caf\u00e9', '\u2028', '"q"', '\n', '\ud83d', (random) => 'a'.repeat(random(50))],
+      others: [(random) => new Date(random(1e12)), undefined, (random) => random(3)],
+      keys: ['__proto__', '"]);process.abort();//', '\\', '\u2028', 'toJSON', '0', '10', '-1', '', 'a b', 'ü', '`$' + '{x}`', 'constructor'],
+      longArrays: false,
+    })
     const compiledBefore = serializers().size
     for (let v = 0; v < 60; v++) {
       const value = { root: make(1), other: make(1) }

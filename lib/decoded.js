@@ -3,6 +3,7 @@
 // idempotency replays read the same text again and again.
 
 const { runtime } = require('./runtime.js')
+const { compiled, codegenRefused } = require('./codegen.js')
 
 /**
  * Hot keys: key → { print, text, value, copy } (see `parseFor`); per process,
@@ -65,8 +66,6 @@ const MAX_COPIER_NODES = 256
 const MAX_LITERAL_ARRAY = 32
 /** A longer source is not compiled (each key is written at most twice, so ~2× the text at most). */
 const MAX_COPIER_SOURCE = 16384
-/** Set when code generation from strings is refused (--disallow-code-generation-from-strings). */
-let codegenRefused = false
 
 /**
  * The source of an expression copying `value`, which the copier reads as
@@ -114,24 +113,14 @@ function copyChild(value, path, out) {
 
 /** A function `(value, copyParsed) → copy` for values of `value`'s shape. */
 function copierFor(value) {
-  if (codegenRefused || typeof value !== 'object' || value === null) return copyParsed
+  if (codegenRefused() || typeof value !== 'object' || value === null) return copyParsed
   const out = { nodes: MAX_COPIER_NODES, decls: [] }
   const expression = copyExpression(value, 'v', out)
   if (expression === null) return copyParsed
   const source = `${out.decls.join('')}return ${expression}`
   if (source.length > MAX_COPIER_SOURCE) return copyParsed
-  let copier = copiers.get(source)
-  if (copier !== undefined) return copier
-  if (copiers.size >= MAX_COPIERS) return copyParsed
-  try {
-    copier = new Function('v', 'c', source)
-  } catch {
-    // Code generation refused: copy key by key from now on.
-    codegenRefused = true
-    return copyParsed
-  }
-  copiers.set(source, copier)
-  return copier
+  // null: MAX_COPIERS shapes kept, or code generation refused (key by key from now on).
+  return compiled(copiers, MAX_COPIERS, ['v', 'c'], source) ?? copyParsed
 }
 
 /** A cheap fingerprint of a text (its length and ~16 of its characters); equal texts have equal ones. */

@@ -4,6 +4,7 @@
 
 const { isBoxedPrimitive } = require('node:util').types
 const { runtime, native } = require('./runtime.js')
+const { compiled, codegenRefused } = require('./codegen.js')
 
 /**
  * Node 20's V8 serializes a string character by character (~1.5 ns each
@@ -42,8 +43,6 @@ const MAX_SERIALIZERS = 256
 const MAX_NODES = 256
 /** A longer source is not compiled. */
 const MAX_SOURCE = 16384
-/** Set when code generation from strings is refused (--disallow-code-generation-from-strings). */
-let codegenRefused = false
 
 /** Thrown by a compiled serializer when the value is not of its shape. */
 const BAIL = Symbol('not of this shape')
@@ -196,7 +195,7 @@ function term(out, code) {
 
 /** A serializer `(value) → text` for plain objects of `value`'s shape, or null. */
 function writerFor(value) {
-  if (codegenRefused || serializers.size >= MAX_SERIALIZERS) return null
+  if (codegenRefused()) return null
   const prototype = Object.getPrototypeOf(value)
   if ((prototype !== OBJECT_PROTOTYPE && prototype !== null) || value.toJSON !== undefined) return null
   const out = { consts: [], lines: [], terms: [], text: '', locals: 0, nodes: MAX_NODES, strings: [], chars: 0 }
@@ -218,17 +217,8 @@ function writerFor(value) {
   })
   const source = `const{isShape,leaf,array,escaped,other,PLAIN,jsonPlain}=h;${out.consts.join('')}return function(v){${out.lines.join('')}return ${terms.join('+')}}`
   if (source.length > MAX_SOURCE) return null
-  let writer = serializers.get(source)
-  if (writer !== undefined) return writer
-  try {
-    writer = new Function('h', source)(helpers)
-  } catch {
-    // Code generation refused: JSON.stringify from now on.
-    codegenRefused = true
-    return null
-  }
-  serializers.set(source, writer)
-  return writer
+  // null: MAX_SERIALIZERS shapes kept, or code generation refused (JSON.stringify from now on).
+  return compiled(serializers, MAX_SERIALIZERS, ['h'], source, (factory) => factory(helpers))
 }
 
 /** The prefix of the last write and its entry (an entry forgotten from `writers` still works). */
