@@ -198,11 +198,39 @@ export declare function fencingKey(key: string): string
 /** `text` with SCAN-pattern characters escaped, so that it matches only itself. */
 export declare function globEscape(text: string): string
 
+/** A template's boolean leaf. */
+export declare const JSON_LEAF_BOOLEAN: number
+
+/** A template's number leaf. */
+export declare const JSON_LEAF_NUMBER: number
+
+/** A template's array of numbers (any length). */
+export declare const JSON_LEAF_NUMBERS: number
+
+/** A template's string leaf. */
+export declare const JSON_LEAF_STRING: number
+
+/** A template's array of strings (any length). */
+export declare const JSON_LEAF_STRINGS: number
+
+/**
+ * Whether `text` (of `length` units) is an instance of template `id`; if so,
+ * its leaves' figures are in `out` (a Float64Array), in text order (see
+ * `json::Template::matches`). A text of another length never matches.
+ */
+export declare function jsonMatch(id: number, text: unknown, length: number, out: unknown): boolean
+
 /**
  * Whether JSON.stringify writes `text` unchanged between quotes (no control
  * character, '"', '\\' or surrogate): one call for all the strings of a value.
  */
 export declare function jsonPlain(text: string): boolean
+
+/**
+ * Registers a template (the JSON text of a shape with its leaves replaced by
+ * the `JSON_LEAF_*` units) and returns its id; null when MAX_TEMPLATES are kept.
+ */
+export declare function jsonTemplate(template: string): number | null
 
 /** One builder as JS sees it, to build `RedisKeys` and `RedisTTL`. */
 export interface KeyBuilderInfo {

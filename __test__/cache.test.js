@@ -1,6 +1,7 @@
 'use strict'
 // cacheService against a private redis-server.
 const { AsyncLocalStorage } = require('node:async_hooks')
+const { isDeepStrictEqual } = require('node:util')
 const { RedisServer } = require('./support/redis-server.js')
 const { redis, useRedis, runNode, useRedisWithInspector, dataNodes } = require('./support/client.js')
 
@@ -284,6 +285,248 @@ describe('a hot key read again unchanged', () => {
       values[0].v = 'mutated'
     }
     expect(await cacheService.get('cache:memo:b')).toEqual({ v: 'b' })
+  })
+})
+
+describe('a shape read again and again', () => {
+  // lib/decoded.js: from the second JSON.parse under a key prefix, texts of that
+  // shape are read by a reader compiled for it (a native match against the
+  // shape's template, then object literals and slices of the text). Whatever
+  // Redis holds, a read gives what JSON.parse gives, or a miss and an error
+  // where JSON.parse throws.
+  const native = require('../lib/native.js')
+  let matches
+  beforeEach(() => {
+    matches = jest.spyOn(native, 'jsonMatch')
+  })
+  afterEach(() => matches.mockRestore())
+  /** How many reads the compiled reader built since the last call. */
+  let counted = 0
+  const built = () => {
+    const all = matches.mock.results.filter((r) => r.value === true).length
+    const n = all - counted
+    counted = all
+    return n
+  }
+  beforeEach(() => {
+    counted = 0
+  })
+  let serial = 0
+  /** Reads `text` from a key of its own under `prefix` (read once: never from the hot-key memo). */
+  const read = async (prefix, text) => {
+    const key = `${prefix}${serial++}`
+    await inspector.set(key, text)
+    return cacheService.get(key)
+  }
+  /** A read equals JSON.parse(text) exactly: keys and their order, -0, prototypes, own "__proto__". */
+  const expectParsed = (value, text) => {
+    const reference = JSON.parse(text)
+    // Not toStrictEqual: it compares `.constructor`, which a key "constructor" holds.
+    expect(isDeepStrictEqual(value, reference)).toBe(true)
+    const walk = (a, b) => {
+      if (typeof b !== 'object' || b === null) return expect(Object.is(a, b)).toBe(true)
+      expect(Array.isArray(a)).toBe(Array.isArray(b))
+      expect(Object.getPrototypeOf(a)).toBe(Object.getPrototypeOf(b))
+      expect(Object.keys(a)).toEqual(Object.keys(b))
+      for (const k of Object.keys(b)) walk(a[k], b[k])
+    }
+    walk(value, reference)
+  }
+
+  test('texts of the shape are built from the text, and every other text is read by JSON.parse', async () => {
+    const base = '{"2":"two","__proto__":{"p":"q"},"a":"x","n":1,"b":true,"z":null,"s":["p","q"],"m":[1,2.5],"o":{"k":"v"},"mix":[1,"two",{"t":3}]}'
+    const prefix = 'cache:shape-read:'
+    for (let i = 0; i < 2; i++) expectParsed(await read(prefix, base), base)
+    expect(built()).toBe(0)
+    const same = (patch) => base.replace(/"(a|n|b|s|m)":("x"|1|true|\["p","q"\]|\[1,2\.5\])/g, (whole, key) => (key in patch ? `"${key}":${patch[key]}` : whole))
+    // Of the shape: built by the reader, and equal to what JSON.parse gives.
+    const ofShape = [
+      base,
+      same({ a: '""' }),
+      same({ a: '"café 😀 \u2028 \u00ff \ud7ff \ue000"' }),
+      same({ a: JSON.stringify('long '.repeat(200)) }),
+      same({ a: '"/\u007f"' }),
+      same({ n: '-0' }),
+      same({ n: '0' }),
+      same({ n: '-12' }),
+      same({ n: '0.1' }),
+      same({ n: '1e400' }),
+      same({ n: '-1E+400' }),
+      same({ n: '1e-400' }),
+      same({ n: '2.5e-3' }),
+      same({ n: '1.5e2' }),
+      same({ n: '123456789012345' }),
+      same({ n: '1234567890123456789' }),
+      same({ n: '9007199254740993' }),
+      same({ n: '5e-324' }),
+      same({ n: '1.7976931348623157e308' }),
+      same({ n: `1.${'0'.repeat(80)}1` }),
+      same({ b: 'false' }),
+      same({ s: '[]' }),
+      same({ s: '["only"]' }),
+      same({ s: `[${Array.from({ length: 50 }, (_, i) => `"s${i}"`).join(',')}]` }),
+      same({ m: '[]' }),
+      same({ m: '[-0,1e300,-7]' }),
+      same({ s: '["a","b","c"]', m: '[0]' }),
+    ]
+    for (const text of ofShape) {
+      expectParsed(await read(prefix, text), text)
+      expect(built()).toBe(1)
+    }
+    // Not of the shape: JSON.parse reads them (each under a prefix of its own,
+    // whose reader is compiled first), and the prefix starts over.
+    let fresh = 0
+    const compiledFor = async () => {
+      const own = `cache:shape-read-${fresh++}:`
+      for (let i = 0; i < 3; i++) expectParsed(await read(own, base), base)
+      expect(built()).toBe(1)
+      return own
+    }
+    const others = [
+      base.replace('"x"', '"x\\"y"'),
+      base.replace('"x"', '"\\u0041"'),
+      base.replace('"x"', '"\\n"'),
+      base.replace('"x"', '"\\\\"'),
+      base.replace('"n":1', '"n":"1"'),
+      base.replace('"n":1', '"n":null'),
+      base.replace('"z":null', '"z":"now a string"'),
+      base.replace('"b":true', '"b":1'),
+      base.replace('"o":{"k":"v"}', '"o":{"k":"v","extra":1}'),
+      base.replace('"o":{"k":"v"}', '"o":{}'),
+      base.replace('"a":"x","n":1', '"n":1,"a":"x"'),
+      base.replace('"mix":[1,"two",{"t":3}]', '"mix":[1,"two"]'),
+      base.replace('"mix":[1,"two",{"t":3}]', '"mix":[1,"two",{"t":3},4]'),
+      base.replace('"s":["p","q"]', '"s":["p",1]'),
+      base.replace('"m":[1,2.5]', '"m":[1,"2"]'),
+      base.replace('"2":"two",', ''),
+      base.replace('{"2"', '{ "2"'),
+      base.replace('"n":1', '"n": 1'),
+      base.replace('"k":"v"', '"\\u006b":"v"'),
+      `${base}\n`,
+      ` ${base}`,
+    ]
+    for (const text of others) {
+      const own = await compiledFor()
+      expectParsed(await read(own, text), text)
+      expect(built()).toBe(0)
+      // The prefix starts over: JSON.parse twice, then the reader again.
+      for (let i = 0; i < 3; i++) expectParsed(await read(own, base), base)
+      expect(built()).toBe(1)
+    }
+    // A text JSON.parse refuses is a miss and an error, whatever the reader.
+    const refused = [
+      base.replace('"x"', '"x\ty"'),
+      base.replace('"x"', '"x\u0000"'),
+      base.replace('"x"', '"x\u001f"'),
+      base.replace('"x"', '"x\\"'),
+      base.replace('"x"', '"x\\u00"'),
+      base.replace('"n":1', '"n":01'),
+      base.replace('"n":1', '"n":-01'),
+      base.replace('"n":1', '"n":1.'),
+      base.replace('"n":1', '"n":.5'),
+      base.replace('"n":1', '"n":+1'),
+      base.replace('"n":1', '"n":-'),
+      base.replace('"n":1', '"n":1e'),
+      base.replace('"n":1', '"n":1e+'),
+      base.replace('"n":1', '"n":0x1'),
+      base.replace('"n":1', '"n":NaN'),
+      base.replace('"n":1', '"n":Infinity'),
+      base.replace('"b":true', '"b":tru'),
+      base.replace('"b":true', '"b":truee'),
+      base.replace('"s":["p","q"]', '"s":["p","q",]'),
+      base.replace('"s":["p","q"]', '"s":["p" "q"]'),
+      base.replace('"m":[1,2.5]', '"m":[1,,2.5]'),
+      base.replace('"m":[1,2.5]', '"m":[1,2.5'),
+      `${base}}`,
+      `${base}x`,
+      base.slice(0, -1),
+      base.slice(0, 40),
+      '',
+    ]
+    for (const text of refused) {
+      const own = await compiledFor()
+      cacheService.resetStats()
+      expect(await read(own, text)).toBeNull()
+      expect(cacheService.getStats()).toMatchObject({ misses: 1, errors: 1 })
+      expect(built()).toBe(0)
+    }
+    // After MAX_MISSES (8) changes of shape, a prefix is read by JSON.parse for good.
+    const own = await compiledFor()
+    for (let miss = 0; miss < 8; miss++) {
+      expectParsed(await read(own, others[miss]), others[miss])
+      for (let i = 0; i < 2; i++) expectParsed(await read(own, base), base)
+    }
+    expect(built()).toBe(0)
+    for (let i = 0; i < 3; i++) expectParsed(await read(own, base), base)
+    expect(built()).toBe(0)
+  })
+
+  test('random values of one shape each, with random leaves, are read as JSON.parse reads them', async () => {
+    const make = randomValues(23, {
+      numbers: [0, -0, 1.5, -2e-7, 123456789012, 1e300, 2 ** 53 + 2, 0.1 + 0.2],
+      strings: ['', 'x', 'caf\u00e9', '\u2028', '"q"', '\n', '\\', '😀', (random) => 'a'.repeat(random(50))],
+      others: [(random) => random(3), (random) => random(2) === 0],
+      keys: ['__proto__', '"]);process.abort();//', '\\', '\u2028', 'then', '0', '10', '-1', '', 'a b', 'ü', '`$' + '{x}`', 'constructor'],
+      longArrays: false,
+    })
+    let seed = 5
+    const random = (n) => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0
+      return seed % n
+    }
+    const leaves = {
+      string: ['', 'y', 'né', '😀😀', 'tab\there', 'a"b', 'z'.repeat(70), '\u001f'],
+      number: [0, -0, 3, -1.25, 6.02e23, 1e-300, 4294967296],
+    }
+    /** The value again with other leaves of the same types (so most are of its shape). */
+    const vary = (v) => {
+      if (typeof v === 'string') return leaves.string[random(leaves.string.length)]
+      if (typeof v === 'number') return leaves.number[random(leaves.number.length)]
+      if (typeof v === 'boolean') return random(2) === 0
+      if (v === null || typeof v !== 'object') return v
+      if (Array.isArray(v)) {
+        if (v.length > 0 && v.every((x) => typeof x === 'string')) return Array.from({ length: random(4) }, () => vary('s'))
+        return v.map(vary)
+      }
+      const o = {}
+      for (const k of Object.keys(v)) Object.defineProperty(o, k, { value: vary(v[k]), enumerable: true, writable: true, configurable: true })
+      return o
+    }
+    let readers = 0
+    for (let v = 0; v < 40; v++) {
+      const value = { root: make(1), other: make(1) }
+      const prefix = `cache:shape-read-${v}:`
+      for (let i = 0; i < 6; i++) {
+        const text = JSON.stringify(i < 2 ? value : vary(value))
+        expectParsed(await read(prefix, text), text)
+      }
+      readers += built() > 0 ? 1 : 0
+    }
+    // Most of them were read by a compiled reader.
+    expect(readers).toBeGreaterThan(20)
+  })
+
+  test('strings of a read keep nothing larger than a short text alive, and long texts are always parsed', async () => {
+    const prefix = 'cache:shape-read-long:'
+    const value = (n) => JSON.stringify({ blob: 'b'.repeat(n), n: 1 })
+    for (let i = 0; i < 3; i++) expectParsed(await read(prefix, value(5000)), value(5000))
+    expect(built()).toBe(0)
+    for (let i = 0; i < 3; i++) expectParsed(await read(prefix, value(3000)), value(3000))
+    expect(built()).toBe(1)
+  })
+
+  test('an array at the top, and mget, are read by the reader too', async () => {
+    const prefix = 'cache:shape-read-array:'
+    for (const text of ['["a","b"]', '["c"]', '[]', '["d","e","f"]']) expectParsed(await read(prefix, text), text)
+    expect(built()).toBe(2)
+    // The second value's array (numbers) decides the shape; an empty one is of any.
+    const values = [{ v: 'a', n: [1] }, { v: 'b', n: [2] }, { v: 'c', n: [] }, { v: 'd', n: [3, -0] }, { v: 'e', n: ['x'] }]
+    const keys = values.map((_, i) => `cache:shape-read-m:${i}`)
+    await cacheService.mset(values.map((value, i) => [keys[i], value]))
+    const got = await cacheService.mget(keys)
+    got.forEach((value, i) => expectParsed(value, JSON.stringify(values[i])))
+    expect(Object.is(got[3].n[1], 0)).toBe(true) // JSON.stringify wrote -0 as 0
+    expect(built()).toBe(2)
   })
 })
 

@@ -2,8 +2,9 @@
 // The memo of decoded JSON values, by Redis key: the cache's reads and the
 // idempotency replays read the same text again and again.
 
-const { runtime } = require('./runtime.js')
+const { runtime, native } = require('./runtime.js')
 const { compiled, codegenRefused } = require('./codegen.js')
+const { prefixTable } = require('./prefixes.js')
 
 /**
  * Hot keys: key → { print, text, value, copy } (see `parseFor`); per process,
@@ -132,12 +133,160 @@ function fingerprint(text) {
   return hash
 }
 
+/**
+ * Texts read once (the keys are too many for the memo above) are parsed by a
+ * reader compiled for their shape, picked by the key's prefix as the cache's
+ * serializers are (lib/encoded.js). V8's JSON.parse spends ~2.4 µs on the
+ * 1 KB profile here, most of it scanning strings and looking its keys up in
+ * the string table: half of a spread read's client CPU. The reader hands the
+ * text to one native call (`jsonMatch`) that checks it against the shape's
+ * template (the JSON text of a value of that shape, each leaf a marker) and
+ * writes where each string is and each number's value into OUT; a function
+ * compiled for the shape then builds the value from object literals (keys as
+ * literals) and slices of the text.
+ *
+ * A match means JSON.parse would give the same value: the keys spelled as
+ * JSON.stringify spells them, in the template's order; no whitespace; strings
+ * with no escape and no control character; numbers in JSON's grammar, rounded
+ * as JSON.parse rounds them (Rust's parser, also correctly rounded); nothing
+ * after the end. Anything else (another shape, a null where a string was, an
+ * escaped quote…) is read by JSON.parse, and the prefix starts over: its
+ * second JSON.parse compiles a reader for the shape it reads then, and after
+ * MAX_MISSES such changes it stays on JSON.parse. Arrays of strings, and of
+ * numbers, may have any length (an empty array is taken for one of strings);
+ * other arrays keep their length. Only texts of at most DECODED_MAX_TEXT
+ * units are read this way: a string of the value is a slice of the text, and
+ * keeps the text (at most that size) alive as long as it lives.
+ */
+const readerOf = prefixTable('decoded-readers', () => ({ seen: 0, read: null, misses: 0 }))
+/** After this many changes of shape (or shapes that cannot be compiled), a prefix is read by JSON.parse for good. */
+const MAX_MISSES = 8
+/** Compiled readers by source, per process (a template per reader in Rust, shared by threads). */
+const readers = runtime.shared('decoded-readers-compiled', () => new Map())
+const MAX_READERS = 256
+/** Larger values (objects, arrays and leaves) get no reader. */
+const MAX_READER_NODES = 256
+/**
+ * Where `jsonMatch` writes each leaf's figures: a string's start and end, a
+ * number, a boolean as 1/0, an array's length (a text has fewer than it has units).
+ */
+const OUT = new Float64Array(DECODED_MAX_TEXT + 2)
+const { JSON_LEAF_STRING, JSON_LEAF_NUMBER, JSON_LEAF_BOOLEAN, JSON_LEAF_STRINGS, JSON_LEAF_NUMBERS } = native
+const LEAF = {
+  string: String.fromCharCode(JSON_LEAF_STRING),
+  number: String.fromCharCode(JSON_LEAF_NUMBER),
+  boolean: String.fromCharCode(JSON_LEAF_BOOLEAN),
+  strings: String.fromCharCode(JSON_LEAF_STRINGS),
+  numbers: String.fromCharCode(JSON_LEAF_NUMBERS),
+}
+
+/** An array of strings from `out` at `i` (its length, then each string's start and end in `text`). */
+function strings(text, out, i) {
+  const items = []
+  const end = i + 1 + 2 * out[i]
+  for (let j = i + 1; j < end; j += 2) items.push(text.slice(out[j], out[j + 1]))
+  return items
+}
+
+/** An array of numbers from `out` at `i` (its length, then each value). */
+function numbers(out, i) {
+  const items = []
+  const end = i + 1 + out[i]
+  for (let j = i + 1; j < end; j++) items.push(out[j])
+  return items
+}
+
+/**
+ * The template of `value` (a value JSON.parse made) and the source of the
+ * expression that builds it from `t` (the text) and `o` (OUT), reading OUT in
+ * text order from `at.k` on: a number, or `k+n` once an array of any length
+ * has set `k`. Null when the value has too many nodes.
+ */
+function readerParts(value, at) {
+  if (--at.nodes < 0) return null
+  const slot = () => (at.base ? `k+${at.k++}` : `${at.k++}`)
+  switch (typeof value) {
+    case 'string':
+      return { template: LEAF.string, code: `t.slice(o[${slot()}],o[${slot()}])` }
+    case 'number':
+      return { template: LEAF.number, code: `o[${slot()}]` }
+    case 'boolean':
+      return { template: LEAF.boolean, code: `o[${slot()}]===1` }
+  }
+  if (value === null) return { template: 'null', code: 'null' }
+  if (Array.isArray(value)) {
+    const kind = value.every((item) => typeof item === 'string') ? 'strings'
+      : value.every((item) => typeof item === 'number') ? 'numbers' : null
+    if (kind !== null) {
+      // The array's length is read at run time: from here on, slots count from k.
+      const i = slot()
+      const size = kind === 'strings' ? '2*a.length' : 'a.length'
+      const read = kind === 'strings' ? `s(t,o,${i})` : `n(o,${i})`
+      at.base = true
+      at.k = 0
+      return { template: LEAF[kind], code: `(a=${read},k=${i}+1+${size},a)` }
+    }
+    const items = []
+    for (const item of value) items.push(readerParts(item, at))
+    if (items.includes(null)) return null
+    return { template: `[${items.map((p) => p.template).join(',')}]`, code: `[${items.map((p) => p.code).join(',')}]` }
+  }
+  const template = []
+  const code = []
+  for (const key of Object.keys(value)) {
+    const name = JSON.stringify(key)
+    const part = readerParts(value[key], at)
+    if (part === null) return null
+    template.push(`${name}:${part.template}`)
+    code.push(`${key === '__proto__' ? `[${name}]` : name}:${part.code}`)
+  }
+  return { template: `{${template.join(',')}}`, code: `{${code.join(',')}}` }
+}
+
+/** A reader `text → value` for texts of `value`'s shape (after a match in OUT); null when there is none. */
+function readerFor(value) {
+  if (codegenRefused()) return null
+  const parts = readerParts(value, { nodes: MAX_READER_NODES, k: 0, base: false })
+  if (parts === null) return null
+  const source = `const{s,n}=h;return function(t,o){let k=0,a;return ${parts.code}}`
+  // null: MAX_READERS shapes kept, or code generation refused, or Rust keeps no more templates.
+  // The source says all the template says (keys, nesting, each leaf's kind), so it alone names the reader.
+  const made = compiled(readers, MAX_READERS, ['h'], source, (factory) => {
+    const id = native.jsonTemplate(parts.template)
+    return id === null ? null : { id, build: factory({ s: strings, n: numbers }) }
+  })
+  return made ?? null
+}
+
+/** JSON.parse(text), or the same value built by the reader compiled for the shape of the texts under `key`'s prefix. */
+function parseShaped(key, text) {
+  const entry = readerOf(key)
+  const read = entry.read
+  if (read !== null) {
+    if (native.jsonMatch(read.id, text, text.length, OUT)) return read.build(text, OUT)
+    // Another shape: JSON.parse reads it (or throws), and the prefix starts over.
+    entry.read = null
+    entry.seen = 0
+    entry.misses++
+    return JSON.parse(text)
+  }
+  const value = JSON.parse(text)
+  if (typeof value === 'object' && value !== null && ++entry.seen >= 2 && entry.misses < MAX_MISSES) {
+    entry.read = readerFor(value)
+    if (entry.read === null) {
+      entry.seen = 0
+      entry.misses++
+    }
+  }
+  return value
+}
+
 /** JSON.parse(text), or a copy of the value kept for `key` when `text` is the text it came from. */
 function parseFor(key, text) {
   if (key === undefined || text.length > DECODED_MAX_TEXT) return JSON.parse(text)
   const entry = decoded.get(key)
   if (entry !== undefined && entry.text === text) return entry.copy(entry.value, copyParsed)
-  const value = JSON.parse(text) // throws for non-JSON: nothing is kept
+  const value = parseShaped(key, text) // throws for non-JSON: nothing is kept
   const print = fingerprint(text)
   if (entry === undefined) {
     if (decoded.size >= DECODED_KEYS) decoded.delete(decoded.keys().next().value)

@@ -4,6 +4,7 @@
 
 const { isBoxedPrimitive } = require('node:util').types
 const { runtime, native } = require('./runtime.js')
+const { prefixTable } = require('./prefixes.js')
 const { compiled, codegenRefused } = require('./codegen.js')
 
 /**
@@ -31,9 +32,7 @@ const { compiled, codegenRefused } = require('./codegen.js')
  * to JSON.stringify, which reads it again: a getter may then run twice, and
  * the text is that of the second read.
  */
-const writers = runtime.shared('encoded/v1', () => new Map())
-/** Prefixes remembered (the oldest is forgotten first). */
-const MAX_PREFIXES = 512
+const writerOf = prefixTable('encoded/v1', () => ({ seen: 0, write: null, misses: 0 }))
 /** After this many changes of shape (or shapes that cannot be compiled), a prefix is written by JSON.stringify for good. */
 const MAX_MISSES = 8
 /** Compiled serializers by source, per process; new shapes past this many are not compiled. */
@@ -220,14 +219,6 @@ function writerFor(value) {
   return compiled(serializers, MAX_SERIALIZERS, ['h'], source, (factory) => factory(helpers))
 }
 
-/** The prefix of the last write and its entry (an entry forgotten from `writers` still works). */
-const last = { prefix: '', entry: null }
-
-/** The part of a key that names its kind: up to its last ':' ('' for every key without one). */
-function prefixOf(key) {
-  return key.slice(0, key.lastIndexOf(':') + 1)
-}
-
 /**
  * JSON.stringify(value), written by the serializer compiled for the shape of
  * the values written under `key`'s prefix when `value` is of that shape.
@@ -235,20 +226,7 @@ function prefixOf(key) {
  */
 function stringifyFor(key, value) {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return JSON.stringify(value)
-  let entry
-  if (last.entry !== null && key.startsWith(last.prefix) && key.indexOf(':', last.prefix.length) < 0) {
-    entry = last.entry // the prefix of the last write (no slice, no lookup)
-  } else {
-    const prefix = prefixOf(key)
-    entry = writers.get(prefix)
-    if (entry === undefined) {
-      if (writers.size >= MAX_PREFIXES) writers.delete(writers.keys().next().value)
-      entry = { seen: 0, write: null, misses: 0 }
-      writers.set(prefix, entry)
-    }
-    last.prefix = prefix
-    last.entry = entry
-  }
+  const entry = writerOf(key)
   if (entry.write !== null) {
     try {
       return entry.write(value)

@@ -431,7 +431,7 @@ unsafe fn int32_slice<'a>(env: sys::napi_env, value: sys::napi_value, count: usi
 }
 
 // SAFETY: callers pass the env of the N-API call in progress and values of it; nothing returned outlives that call.
-unsafe fn float64_slice_mut<'a>(env: sys::napi_env, value: sys::napi_value) -> Result<&'a mut [f64]> {
+pub(super) unsafe fn float64_slice_mut<'a>(env: sys::napi_env, value: sys::napi_value) -> Result<&'a mut [f64]> {
   let (data, length) = typed_array_data(env, value, sys::TypedarrayType::float64_array)?;
   Ok(if length == 0 {
     &mut []
@@ -538,6 +538,30 @@ unsafe fn read_utf16(env: sys::napi_env, value: sys::napi_value, out: &mut Vec<u
     &mut written,
   ))?;
   out.set_len(written);
+  Ok(())
+}
+
+/// Reads a JS string said to be `len` UTF-16 units long into `out` with one
+/// call: up to `len + 1` units, so a caller sees a longer string as one.
+// SAFETY: callers pass the env of the N-API call in progress and values of it; nothing returned outlives that call.
+pub(super) unsafe fn read_utf16_of_length(
+  env: sys::napi_env,
+  value: sys::napi_value,
+  len: usize,
+  out: &mut Vec<u16>,
+) -> Result<()> {
+  out.clear();
+  out.reserve(len + 2);
+  let mut written = 0usize;
+  // N-API writes at most `len + 1` units and a NUL into the `len + 2` reserved.
+  check(sys::napi_get_value_string_utf16(
+    env,
+    value,
+    out.as_mut_ptr(),
+    len + 2,
+    &mut written,
+  ))?;
+  out.set_len(written.min(len + 1));
   Ok(())
 }
 

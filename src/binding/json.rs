@@ -1,9 +1,15 @@
-//! The string check of the JS serializer compiled per shape (`lib/encoded.js`).
+//! JSON text of a known shape for the JS layer: the string check of the
+//! serializer compiled per shape (`lib/encoded.js`) and the match of the
+//! reader compiled per shape (`lib/decoded.js`).
+
+use std::cell::RefCell;
+use std::sync::{Arc, RwLock};
 
 use napi::bindgen_prelude::*;
 use napi::JsString;
 use napi_derive::napi;
 
+use super::channel::{float64_slice_mut, read_utf16_of_length};
 use crate::core::json;
 
 /// Whether JSON.stringify writes `text` unchanged between quotes (no control
@@ -14,4 +20,73 @@ pub fn json_plain(text: JsString) -> Result<bool> {
   // napi-rs's copy ends with the terminating NUL.
   let units = units.as_slice().split_last().map_or(&[][..], |(_, rest)| rest);
   Ok(json::is_plain(units))
+}
+
+// The leaves of a template (see `json::Template::matches`), for lib/decoded.js.
+/// A template's string leaf.
+#[napi]
+pub const JSON_LEAF_STRING: u32 = json::LEAF_STRING as u32;
+/// A template's number leaf.
+#[napi]
+pub const JSON_LEAF_NUMBER: u32 = json::LEAF_NUMBER as u32;
+/// A template's boolean leaf.
+#[napi]
+pub const JSON_LEAF_BOOLEAN: u32 = json::LEAF_BOOLEAN as u32;
+/// A template's array of strings (any length).
+#[napi]
+pub const JSON_LEAF_STRINGS: u32 = json::LEAF_STRINGS as u32;
+/// A template's array of numbers (any length).
+#[napi]
+pub const JSON_LEAF_NUMBERS: u32 = json::LEAF_NUMBERS as u32;
+
+/// Templates by id, per process: every thread's readers may use any of them.
+static TEMPLATES: RwLock<Vec<Arc<json::Template>>> = RwLock::new(Vec::new());
+/// Templates kept per process; past this many, none is registered.
+const MAX_TEMPLATES: usize = 1024;
+
+thread_local! {
+  /// The text being matched, as UTF-16 (its allocation reused).
+  static TEXT: RefCell<Vec<u16>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Registers a template (the JSON text of a shape with its leaves replaced by
+/// the `JSON_LEAF_*` units) and returns its id; null when MAX_TEMPLATES are kept.
+#[napi]
+pub fn json_template(template: JsString) -> Result<Option<u32>> {
+  let units = template.into_utf16()?;
+  let units = units.as_slice().split_last().map_or(&[][..], |(_, rest)| rest);
+  let mut templates = TEMPLATES.write().unwrap_or_else(|e| e.into_inner());
+  // Threads (each with its own JS readers) register the same shapes.
+  if let Some(id) = templates.iter().position(|t| t.units() == units) {
+    return Ok(Some(id as u32));
+  }
+  if templates.len() >= MAX_TEMPLATES {
+    return Ok(None);
+  }
+  templates.push(Arc::new(json::Template::new(units)));
+  Ok(Some((templates.len() - 1) as u32))
+}
+
+/// Whether `text` (of `length` units) is an instance of template `id`; if so,
+/// its leaves' figures are in `out` (a Float64Array), in text order (see
+/// `json::Template::matches`). A text of another length never matches.
+#[napi]
+pub fn json_match(env: Env, id: u32, text: Unknown, length: u32, out: Unknown) -> Result<bool> {
+  let template = {
+    let templates = TEMPLATES.read().unwrap_or_else(|e| e.into_inner());
+    match templates.get(id as usize) {
+      Some(template) => template.clone(),
+      None => return Ok(false),
+    }
+  };
+  TEXT.with_borrow_mut(|units| {
+    // SAFETY: `text` and `out` are arguments of this call (the helpers check
+    // their types); `out` is JS memory used only here, before control returns
+    // to JS, and `units` is Rust's own, so the two cannot alias.
+    let out = unsafe {
+      read_utf16_of_length(env.raw(), text.raw(), length as usize, units)?;
+      float64_slice_mut(env.raw(), out.raw())?
+    };
+    Ok(units.len() == length as usize && template.matches(units, out))
+  })
 }

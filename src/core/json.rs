@@ -1,6 +1,9 @@
-//! What JSON.stringify writes as it is: the check behind the JS serializer
-//! compiled per shape (`lib/encoded.js`), which writes the strings that need
-//! no escape between quotes instead of escaping them one by one.
+//! JSON text of a known shape, both ways. Writing: the check behind the JS
+//! serializer compiled per shape (`lib/encoded.js`), which writes the strings
+//! that need no escape between quotes instead of escaping them one by one.
+//! Reading: the match behind the JS reader compiled per shape
+//! (`lib/decoded.js`), which finds where each leaf of a text is (and reads its
+//! numbers) so that JS builds the value with no JSON.parse.
 
 /// Whether JSON.stringify writes the UTF-16 `units` unchanged between quotes:
 /// no control character (below U+0020), no '"', no '\\', and no surrogate (a
@@ -12,9 +15,252 @@ pub fn is_plain(units: &[u16]) -> bool {
   })
 }
 
+/// A template unit standing for a string leaf: `"…"` with no escape and no
+/// control character (else no match: JSON.parse reads it), written to `out`
+/// as its start and end (UTF-16 indices of its content).
+pub const LEAF_STRING: u16 = 1;
+/// A number leaf (JSON's grammar), written to `out` as its value.
+pub const LEAF_NUMBER: u16 = 2;
+/// A boolean leaf, written to `out` as 1 (`true`) or 0 (`false`).
+pub const LEAF_BOOLEAN: u16 = 3;
+/// An array of string leaves of any length: its length, then each string's start and end.
+pub const LEAF_STRINGS: u16 = 4;
+/// An array of number leaves of any length: its length, then each value.
+pub const LEAF_NUMBERS: u16 = 5;
+
+/// A template (see `Template::matches`) made ready for matching: its runs of
+/// literal units are compared whole.
+pub struct Template {
+  units: Box<[u16]>,
+  steps: Box<[Step]>,
+}
+
+enum Step {
+  /// `units[start..end]` must be in the text as it is.
+  Literal(usize, usize),
+  /// A `LEAF_*` unit.
+  Leaf(u16),
+}
+
+impl Template {
+  pub fn new(units: &[u16]) -> Template {
+    let mut steps = Vec::new();
+    let mut run = 0;
+    for (i, &unit) in units.iter().enumerate() {
+      if (LEAF_STRING..=LEAF_NUMBERS).contains(&unit) {
+        if run < i {
+          steps.push(Step::Literal(run, i));
+        }
+        steps.push(Step::Leaf(unit));
+        run = i + 1;
+      }
+    }
+    if run < units.len() {
+      steps.push(Step::Literal(run, units.len()));
+    }
+    Template {
+      units: units.into(),
+      steps: steps.into(),
+    }
+  }
+
+  /// The units it was made from.
+  pub fn units(&self) -> &[u16] {
+    &self.units
+  }
+
+  /// Whether `text` is an instance of this template, the JSON text of a value of
+  /// one shape with each leaf replaced by one of the `LEAF_*` units (they never
+  /// occur in JSON.stringify's output, which escapes controls). Every other unit
+  /// of the template must be in `text` as it is, so a match has no whitespace,
+  /// the keys spelled as the template spells them, and nothing after the end.
+  /// The leaves' figures go to `out` in text order; no match when `out` is too
+  /// short. A match means JSON.parse(text) gives the value built from `out`:
+  /// the same keys in the same order, and leaves JSON.parse would read the same.
+  pub fn matches(&self, text: &[u16], out: &mut [f64]) -> bool {
+    let mut out = Figures { out, written: 0 };
+    let mut at = 0usize;
+    for step in self.steps.iter() {
+      let next = match *step {
+        Step::Literal(start, end) => {
+          let literal = &self.units[start..end];
+          (text.get(at..at + literal.len()) == Some(literal)).then_some(at + literal.len())
+        }
+        Step::Leaf(LEAF_STRING) => string_at(text, at).and_then(|end| out.string(at, end)),
+        Step::Leaf(LEAF_NUMBER) => number_at(text, at).and_then(|(value, end)| out.put(value).map(|()| end)),
+        Step::Leaf(LEAF_BOOLEAN) => {
+          if starts_with(text, at, b"true") {
+            out.put(1.0).map(|()| at + 4)
+          } else if starts_with(text, at, b"false") {
+            out.put(0.0).map(|()| at + 5)
+          } else {
+            None
+          }
+        }
+        Step::Leaf(unit) => array_at(text, at, unit == LEAF_STRINGS, &mut out),
+      };
+      match next {
+        Some(next) => at = next,
+        None => return false,
+      }
+    }
+    at == text.len()
+  }
+}
+
+/// Where the leaves' figures go, in text order.
+struct Figures<'a> {
+  out: &'a mut [f64],
+  written: usize,
+}
+
+impl Figures<'_> {
+  /// None when `out` is full.
+  fn put(&mut self, value: f64) -> Option<()> {
+    *self.out.get_mut(self.written)? = value;
+    self.written += 1;
+    Some(())
+  }
+
+  /// The string opening at `open` and closing at `close`: its content's start and end; the index after it.
+  fn string(&mut self, open: usize, close: usize) -> Option<usize> {
+    self.put((open + 1) as f64)?;
+    self.put(close as f64)?;
+    Some(close + 1)
+  }
+}
+
+/// An array of strings (or numbers) at `at`, of any length: its length, then its items' figures.
+fn array_at(text: &[u16], mut at: usize, strings: bool, out: &mut Figures) -> Option<usize> {
+  if text.get(at) != Some(&0x5b) {
+    return None; // '['
+  }
+  at += 1;
+  let count_slot = out.written;
+  out.put(0.0)?;
+  if text.get(at) == Some(&0x5d) {
+    return Some(at + 1); // ']'
+  }
+  let mut count = 0u32;
+  loop {
+    at = if strings {
+      out.string(at, string_at(text, at)?)?
+    } else {
+      let (value, end) = number_at(text, at)?;
+      out.put(value)?;
+      end
+    };
+    count += 1;
+    match text.get(at) {
+      Some(0x2c) => at += 1, // ','
+      Some(0x5d) => break,   // ']'
+      _ => return None,
+    }
+  }
+  out.out[count_slot] = f64::from(count);
+  Some(at + 1)
+}
+
+fn starts_with(text: &[u16], at: usize, word: &[u8]) -> bool {
+  text.len() >= at + word.len()
+    && text[at..at + word.len()]
+      .iter()
+      .zip(word)
+      .all(|(&u, &b)| u == u16::from(b))
+}
+
+/// The index of the closing quote of the string opening at `at`, when it has
+/// no escape and no control character (what JSON.parse would read as it is).
+fn string_at(text: &[u16], at: usize) -> Option<usize> {
+  if text.get(at) != Some(&0x22) {
+    return None;
+  }
+  let stops = |u: u16| (u == 0x22) | (u == 0x5c) | (u < 0x20);
+  let mut i = at + 1;
+  // Sixteen units at a time (vectorized) up to the chunk with a stop in it.
+  for chunk in text[i..].chunks_exact(16) {
+    if chunk.iter().fold(false, |hit, &u| hit | stops(u)) {
+      break;
+    }
+    i += 16;
+  }
+  while let Some(&u) = text.get(i) {
+    if u == 0x22 {
+      return Some(i);
+    }
+    if stops(u) {
+      return None;
+    }
+    i += 1;
+  }
+  None
+}
+
+/// The number at `at` in JSON's grammar (`-?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?`)
+/// and where it ends; its value rounded as JSON.parse rounds it (to nearest, ±Infinity past the range).
+fn number_at(text: &[u16], at: usize) -> Option<(f64, usize)> {
+  let digit = |i: usize| text.get(i).is_some_and(|&u| (0x30..=0x39).contains(&u));
+  let digits_from = |mut i: usize| {
+    while digit(i) {
+      i += 1;
+    }
+    i
+  };
+  let mut i = at;
+  if text.get(i) == Some(&0x2d) {
+    i += 1;
+  }
+  match text.get(i).copied() {
+    Some(0x30) => i += 1,
+    Some(0x31..=0x39) => i = digits_from(i + 1),
+    _ => return None,
+  }
+  if text.get(i) == Some(&0x2e) {
+    if !digit(i + 1) {
+      return None;
+    }
+    i = digits_from(i + 1);
+  }
+  if matches!(text.get(i), Some(0x65 | 0x45)) {
+    i += 1;
+    if matches!(text.get(i), Some(0x2b | 0x2d)) {
+      i += 1;
+    }
+    if !digit(i) {
+      return None;
+    }
+    i = digits_from(i);
+  }
+  // A whole number of up to 15 digits is exact in an f64: no parser needed.
+  if i - at <= 16 && !text[at..i].iter().any(|&u| u == 0x2e || u == 0x65 || u == 0x45) {
+    let negative = text[at] == 0x2d;
+    let digits = &text[at + usize::from(negative)..i];
+    if digits.len() <= 15 {
+      let whole = digits.iter().fold(0u64, |n, &u| n * 10 + u64::from(u - 0x30)) as f64;
+      return Some((if negative { -whole } else { whole }, i));
+    }
+  }
+  // All ASCII: one byte per unit.
+  let mut bytes = [0u8; 64];
+  let value = if i - at <= bytes.len() {
+    for (b, &u) in bytes.iter_mut().zip(&text[at..i]) {
+      *b = u as u8;
+    }
+    std::str::from_utf8(&bytes[..i - at]).ok()?.parse::<f64>().ok()?
+  } else {
+    text[at..i]
+      .iter()
+      .map(|&u| u as u8 as char)
+      .collect::<String>()
+      .parse::<f64>()
+      .ok()?
+  };
+  Some((value, i))
+}
+
 #[cfg(test)]
 mod tests {
-  use super::is_plain;
+  use super::*;
 
   fn units(text: &str) -> Vec<u16> {
     text.encode_utf16().collect()
@@ -55,5 +301,136 @@ mod tests {
     for u in [0x20u16, 0x21, 0x23, 0x5b, 0x5d, 0xd7ff, 0xe000, 0xffff] {
       assert!(is_plain(&[u]), "{u:#x}");
     }
+  }
+
+  /// The template of a value as lib/decoded.js writes it (here by hand).
+  fn tpl(parts: &[&str]) -> Vec<u16> {
+    parts
+      .iter()
+      .flat_map(|p| match *p {
+        "S" => vec![LEAF_STRING],
+        "N" => vec![LEAF_NUMBER],
+        "B" => vec![LEAF_BOOLEAN],
+        "SS" => vec![LEAF_STRINGS],
+        "NN" => vec![LEAF_NUMBERS],
+        lit => units(lit),
+      })
+      .collect()
+  }
+
+  fn matched(template: &[u16], text: &str) -> Option<Vec<f64>> {
+    let mut out = [f64::NAN; 32];
+    let units = units(text);
+    let ok = Template::new(template).matches(&units, &mut out);
+    ok.then(|| out.iter().copied().take_while(|v| !v.is_nan()).collect())
+  }
+
+  #[test]
+  fn a_text_of_the_shape_gives_its_leaves() {
+    let t = tpl(&[
+      "{\"a\":",
+      "S",
+      ",\"n\":",
+      "N",
+      ",\"b\":",
+      "B",
+      ",\"z\":null,\"s\":",
+      "SS",
+      ",\"m\":",
+      "NN",
+      "}",
+    ]);
+    let text = r#"{"a":"héllo","n":-12.5e1,"b":false,"z":null,"s":["x","",""],"m":[1,0,-0.25]}"#;
+    let got = matched(&t, text).expect("a match");
+    // "héllo" is units 6..11 (é is one unit).
+    assert_eq!(
+      got,
+      vec![6.0, 11.0, -125.0, 0.0, 3.0, 50.0, 51.0, 54.0, 54.0, 57.0, 57.0, 3.0, 1.0, 0.0, -0.25]
+    );
+    assert_eq!(
+      matched(&t, r#"{"a":"","n":0,"b":true,"z":null,"s":[],"m":[]}"#).unwrap(),
+      vec![6.0, 6.0, 0.0, 1.0, 0.0, 0.0]
+    );
+    // -0 stays -0; past the range is Infinity, as JSON.parse reads them.
+    let n = tpl(&["[", "N", ",", "N", ",", "N", "]"]);
+    let got = matched(&n, "[-0,1e400,123456789012345678901234567890]").unwrap();
+    assert!(got[0] == 0.0 && got[0].is_sign_negative());
+    assert_eq!(got[1], f64::INFINITY);
+    assert_eq!(got[2], 123456789012345678901234567890.0);
+    assert_eq!(
+      matched(&n, "[0.1,2.5E-3,9007199254740993]").unwrap(),
+      vec![0.1, 0.0025, 9007199254740992.0]
+    );
+    // A long number (past the stack buffer).
+    let long = format!("[1.{},0,0]", "0".repeat(100));
+    assert_eq!(matched(&n, &long).unwrap(), vec![1.0, 0.0, 0.0]);
+    // Long strings and surrogates as they are.
+    let s = tpl(&["[", "S", "]"]);
+    let text = format!("[\"{}😀\"]", "x".repeat(40));
+    assert_eq!(matched(&s, &text).unwrap(), vec![2.0, 44.0]);
+  }
+
+  #[test]
+  fn anything_else_is_left_to_json_parse() {
+    let t = tpl(&["{\"a\":", "S", ",\"n\":", "N", "}"]);
+    assert!(matched(&t, r#"{"a":"x","n":1}"#).is_some());
+    for text in [
+      r#"{"a":"x","n":1} "#, // after the end
+      r#"{"a":"x","n":1}}"#,
+      r#"{ "a":"x","n":1}"#, // whitespace
+      r#"{"a":"x", "n":1}"#,
+      r#"{"a":"x\"y","n":1}"#, // an escape
+      r#"{"a":"x\u0041","n":1}"#,
+      "{\"a\":\"x\ty\",\"n\":1}", // a control character
+      "{\"a\":\"x\u{1f}\",\"n\":1}",
+      r#"{"a":"x","n":01}"#, // not JSON numbers
+      r#"{"a":"x","n":1.}"#,
+      r#"{"a":"x","n":.5}"#,
+      r#"{"a":"x","n":+1}"#,
+      r#"{"a":"x","n":1e}"#,
+      r#"{"a":"x","n":-}"#,
+      r#"{"a":"x","n":0x10}"#,
+      r#"{"a":"x","n":NaN}"#,
+      r#"{"a":"x","n":"1"}"#, // another type
+      r#"{"a":1,"n":1}"#,
+      r#"{"a":null,"n":1}"#,
+      r#"{"b":"x","n":1}"#, // other keys, order, or number of them
+      r#"{"n":1,"a":"x"}"#,
+      r#"{"a":"x","n":1,"c":2}"#,
+      r#"{"a":"x"}"#,
+      r#"{"a":"x","n":1"#, // cut short
+      r#"{"a":"x"#,
+      "",
+    ] {
+      assert!(matched(&t, text).is_none(), "{text}");
+    }
+    let b = tpl(&["[", "B", "]"]);
+    for text in ["[tru]", "[True]", "[1]", "[null]", "[truex]", "[true"] {
+      assert!(matched(&b, text).is_none(), "{text}");
+    }
+    let a = tpl(&["[", "SS", ",", "NN", "]"]);
+    assert!(matched(&a, r#"[["a","b"],[1,2]]"#).is_some());
+    for text in [
+      r#"[["a",1],[1,2]]"#,
+      r#"[["a","b",],[1]]"#,
+      r#"[[,],[]]"#,
+      r#"[["a" ,"b"],[]]"#,
+      r#"[["a"],[1,"2"]]"#,
+      r#"[["a"],[1 ]]"#,
+      r#"[[],[1,]]"#,
+    ] {
+      assert!(matched(&a, text).is_none(), "{text}");
+    }
+  }
+
+  #[test]
+  fn no_match_when_out_is_too_short() {
+    let t = tpl(&["NN"]);
+    let mut out = [0.0; 3];
+    assert!(Template::new(&t).matches(&units("[1,2]"), &mut out));
+    assert_eq!(out, [2.0, 1.0, 2.0]);
+    assert!(!Template::new(&t).matches(&units("[1,2,3]"), &mut out));
+    let s = tpl(&["[", "S", "]"]);
+    assert!(!Template::new(&s).matches(&units("[\"x\"]"), &mut [0.0; 1]));
   }
 }
