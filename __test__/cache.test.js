@@ -528,6 +528,16 @@ describe('a shape read again and again', () => {
     expect(Object.is(got[3].n[1], 0)).toBe(true) // JSON.stringify wrote -0 as 0
     expect(built()).toBe(2)
   })
+
+  test('the native match refuses a text of another length than it is told, and any template id it does not hold', () => {
+    const id = native.jsonTemplate(`[${String.fromCharCode(native.JSON_LEAF_NUMBER)}]`)
+    const out = new Float64Array(4)
+    expect(native.jsonMatch(id, '[1]', 3, out)).toBe(true)
+    expect(out[0]).toBe(1)
+    for (const length of [0, 2, 4, 2 ** 16, 2 ** 32 - 1]) expect(native.jsonMatch(id, '[1]', length, out)).toBe(false)
+    expect(native.jsonMatch(2 ** 31, '[1]', 3, out)).toBe(false)
+    expect(native.jsonMatch(id, '[1]', 3, new Float64Array(0))).toBe(false)
+  })
 })
 
 describe('a shape written again and again', () => {

@@ -12,17 +12,24 @@ function codegenRefused() {
 
 /**
  * `make(new Function(...params, source))`, made once per source and kept in
- * `kept` (a per-process Map); null when `max` sources are kept already, or
- * when code generation is refused (remembered: never tried again).
+ * `kept` (a Map shared by this thread's module instances); null when `max`
+ * sources are kept already, when code generation is refused (remembered:
+ * never tried again), or when `make` throws (not kept: tried again next time).
  */
 function compiled(kept, max, params, source, make = (fn) => fn) {
   let made = kept.get(source)
   if (made !== undefined) return made
   if (refused || kept.size >= max) return null
+  let fn
   try {
-    made = make(new Function(...params, source))
+    fn = new Function(...params, source)
   } catch {
     refused = true
+    return null
+  }
+  try {
+    made = make(fn)
+  } catch {
     return null
   }
   kept.set(source, made)

@@ -161,7 +161,10 @@ function fingerprint(text) {
 const readerOf = prefixTable('decoded-readers', () => ({ seen: 0, read: null, misses: 0 }))
 /** After this many changes of shape (or shapes that cannot be compiled), a prefix is read by JSON.parse for good. */
 const MAX_MISSES = 8
-/** Compiled readers by source, per process (a template per reader in Rust, shared by threads). */
+/**
+ * Compiled readers by source, per JS thread (worker threads each compile
+ * their own); their templates live in Rust, per process, shared by threads.
+ */
 const readers = runtime.shared('decoded-readers-compiled', () => new Map())
 const MAX_READERS = 256
 /** Larger values (objects, arrays and leaves) get no reader. */

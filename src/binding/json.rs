@@ -43,6 +43,8 @@ pub const JSON_LEAF_NUMBERS: u32 = json::LEAF_NUMBERS as u32;
 static TEMPLATES: RwLock<Vec<Arc<json::Template>>> = RwLock::new(Vec::new());
 /// Templates kept per process; past this many, none is registered.
 const MAX_TEMPLATES: usize = 1024;
+/// Longer texts are never matched (the JS readers take at most 4,096 units).
+const MAX_TEXT: u32 = 1 << 16;
 
 thread_local! {
   /// The text being matched, as UTF-16 (its allocation reused).
@@ -72,6 +74,10 @@ pub fn json_template(template: JsString) -> Result<Option<u32>> {
 /// `json::Template::matches`). A text of another length never matches.
 #[napi]
 pub fn json_match(env: Env, id: u32, text: Unknown, length: u32, out: Unknown) -> Result<bool> {
+  // lib/decoded.js sends texts of at most 4,096 units; a larger `length` reserves nothing.
+  if length > MAX_TEXT {
+    return Ok(false);
+  }
   let template = {
     let templates = TEMPLATES.read().unwrap_or_else(|e| e.into_inner());
     match templates.get(id as usize) {
