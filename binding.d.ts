@@ -207,11 +207,26 @@ export declare const JSON_LEAF_NUMBER: number
 /** A template's array of numbers (any length). */
 export declare const JSON_LEAF_NUMBERS: number
 
+/** A template's leaf that was `null` (null, a boolean, a number or a string). */
+export declare const JSON_LEAF_SCALAR: number
+
 /** A template's string leaf. */
 export declare const JSON_LEAF_STRING: number
 
 /** A template's array of strings (any length). */
 export declare const JSON_LEAF_STRINGS: number
+
+/** `JSON_LEAF_SCALAR`'s first figure for `false`. */
+export declare const JSON_SCALAR_FALSE: number
+
+/** `JSON_LEAF_SCALAR`'s first figure for `null`. */
+export declare const JSON_SCALAR_NULL: number
+
+/** `JSON_LEAF_SCALAR`'s first figure for a number (the second is its value). */
+export declare const JSON_SCALAR_NUMBER: number
+
+/** `JSON_LEAF_SCALAR`'s first figure for `true`. */
+export declare const JSON_SCALAR_TRUE: number
 
 /**
  * Whether `text` (of `length` units) is an instance of template `id`; if so,

@@ -368,6 +368,22 @@ describe('a shape read again and again', () => {
       same({ m: '[]' }),
       same({ m: '[-0,1e300,-7]' }),
       same({ s: '["a","b","c"]', m: '[0]' }),
+      // A leaf may be null; a leaf that was null may be any of null, a boolean, a number or a string.
+      same({ a: 'null' }),
+      same({ n: 'null' }),
+      same({ b: 'null' }),
+      same({ a: 'null', n: 'null', b: 'null' }),
+      base.replace('"z":null', '"z":"now a string"'),
+      base.replace('"z":null', '"z":""'),
+      base.replace('"z":null', '"z":"😀"'),
+      base.replace('"z":null', '"z":-0'),
+      base.replace('"z":null', '"z":1e400'),
+      base.replace('"z":null', '"z":12.5'),
+      base.replace('"z":null', '"z":true'),
+      base.replace('"z":null', '"z":false'),
+      base.replace('"k":"v"', '"k":null'),
+      base.replace('"mix":[1,"two",{"t":3}]', '"mix":[null,null,{"t":null}]'),
+      base.replace('"mix":[1,"two",{"t":3}]', '"mix":[-0,null,{"t":4}]'),
     ]
     for (const text of ofShape) {
       expectParsed(await read(prefix, text), text)
@@ -388,8 +404,12 @@ describe('a shape read again and again', () => {
       base.replace('"x"', '"\\n"'),
       base.replace('"x"', '"\\\\"'),
       base.replace('"n":1', '"n":"1"'),
-      base.replace('"n":1', '"n":null'),
-      base.replace('"z":null', '"z":"now a string"'),
+      base.replace('"z":null', '"z":[]'),
+      base.replace('"z":null', '"z":{}'),
+      base.replace('"s":["p","q"]', '"s":null'),
+      base.replace('"m":[1,2.5]', '"m":null'),
+      base.replace('"o":{"k":"v"}', '"o":null'),
+      base.replace('"mix":[1,"two",{"t":3}]', '"mix":null'),
       base.replace('"b":true', '"b":1'),
       base.replace('"o":{"k":"v"}', '"o":{"k":"v","extra":1}'),
       base.replace('"o":{"k":"v"}', '"o":{}'),
@@ -433,6 +453,12 @@ describe('a shape read again and again', () => {
       base.replace('"n":1', '"n":Infinity'),
       base.replace('"b":true', '"b":tru'),
       base.replace('"b":true', '"b":truee'),
+      base.replace('"b":true', '"b":nul'),
+      base.replace('"z":null', '"z":nulll'),
+      base.replace('"z":null', '"z":nul'),
+      base.replace('"z":null', '"z":"a\tb"'),
+      base.replace('"z":null', '"z":01'),
+      base.replace('"z":null', '"z":'),
       base.replace('"s":["p","q"]', '"s":["p","q",]'),
       base.replace('"s":["p","q"]', '"s":["p" "q"]'),
       base.replace('"m":[1,2.5]', '"m":[1,,2.5]'),
@@ -480,6 +506,9 @@ describe('a shape read again and again', () => {
     }
     /** The value again with other leaves of the same types (so most are of its shape). */
     const vary = (v) => {
+      // A leaf may become null, and a null any leaf: still of the shape.
+      if (v === null) return [null, 'was null', -0, 7.5, true, false][random(6)]
+      if (['string', 'number', 'boolean'].includes(typeof v) && random(5) === 0) return null
       if (typeof v === 'string') return leaves.string[random(leaves.string.length)]
       if (typeof v === 'number') return leaves.number[random(leaves.number.length)]
       if (typeof v === 'boolean') return random(2) === 0

@@ -149,8 +149,10 @@ function fingerprint(text) {
  * JSON.stringify spells them, in the template's order; no whitespace; strings
  * with no escape and no control character; numbers in JSON's grammar, rounded
  * as JSON.parse rounds them (Rust's parser, also correctly rounded); nothing
- * after the end. Anything else (another shape, a null where a string was, an
- * escaped quote…) is read by JSON.parse, and the prefix starts over: its
+ * after the end. A string, number or boolean leaf may be null, and a leaf
+ * that was null may be any of null, a boolean, a number or a string.
+ * Anything else (another shape, an object where a leaf was, an escaped
+ * quote…) is read by JSON.parse, and the prefix starts over: its
  * second JSON.parse compiles a reader for the shape it reads then, and after
  * MAX_MISSES such changes it stays on JSON.parse. Arrays of strings, and of
  * numbers, may have any length (an empty array is taken for one of strings);
@@ -174,13 +176,23 @@ const MAX_READER_NODES = 256
  * number, a boolean as 1/0, an array's length (a text has fewer than it has units).
  */
 const OUT = new Float64Array(DECODED_MAX_TEXT + 2)
-const { JSON_LEAF_STRING, JSON_LEAF_NUMBER, JSON_LEAF_BOOLEAN, JSON_LEAF_STRINGS, JSON_LEAF_NUMBERS } = native
+const { JSON_LEAF_STRING, JSON_LEAF_NUMBER, JSON_LEAF_BOOLEAN, JSON_LEAF_STRINGS, JSON_LEAF_NUMBERS, JSON_LEAF_SCALAR } = native
+const { JSON_SCALAR_FALSE, JSON_SCALAR_TRUE, JSON_SCALAR_NUMBER } = native
 const LEAF = {
   string: String.fromCharCode(JSON_LEAF_STRING),
   number: String.fromCharCode(JSON_LEAF_NUMBER),
   boolean: String.fromCharCode(JSON_LEAF_BOOLEAN),
   strings: String.fromCharCode(JSON_LEAF_STRINGS),
   numbers: String.fromCharCode(JSON_LEAF_NUMBERS),
+  scalar: String.fromCharCode(JSON_LEAF_SCALAR),
+}
+
+/** A leaf that was null, from `out` at `i`: a string's start and end, or a JSON_SCALAR_* code and a number. */
+function scalar(text, out, i) {
+  const first = out[i]
+  if (first >= 0) return text.slice(first, out[i + 1])
+  if (first === JSON_SCALAR_NUMBER) return out[i + 1]
+  return first === JSON_SCALAR_TRUE ? true : first === JSON_SCALAR_FALSE ? false : null
 }
 
 /** An array of strings from `out` at `i` (its length, then each string's start and end in `text`). */
@@ -208,15 +220,23 @@ function numbers(out, i) {
 function readerParts(value, at) {
   if (--at.nodes < 0) return null
   const slot = () => (at.base ? `k+${at.k++}` : `${at.k++}`)
+  // A leaf may also be null in a later text (a negative start, NaN, -1); a
+  // leaf that was null may be any of null, a boolean, a number or a string.
   switch (typeof value) {
-    case 'string':
-      return { template: LEAF.string, code: `t.slice(o[${slot()}],o[${slot()}])` }
+    case 'string': {
+      const start = slot()
+      return { template: LEAF.string, code: `((x=o[${start}])<0?null:t.slice(x,o[${slot()}]))` }
+    }
     case 'number':
-      return { template: LEAF.number, code: `o[${slot()}]` }
+      return { template: LEAF.number, code: `((x=o[${slot()}])!==x?null:x)` }
     case 'boolean':
-      return { template: LEAF.boolean, code: `o[${slot()}]===1` }
+      return { template: LEAF.boolean, code: `((x=o[${slot()}])<0?null:x===1)` }
   }
-  if (value === null) return { template: 'null', code: 'null' }
+  if (value === null) {
+    const first = slot()
+    slot()
+    return { template: LEAF.scalar, code: `v(t,o,${first})` }
+  }
   if (Array.isArray(value)) {
     const kind = value.every((item) => typeof item === 'string') ? 'strings'
       : value.every((item) => typeof item === 'number') ? 'numbers' : null
@@ -251,12 +271,12 @@ function readerFor(value) {
   if (codegenRefused()) return null
   const parts = readerParts(value, { nodes: MAX_READER_NODES, k: 0, base: false })
   if (parts === null) return null
-  const source = `const{s,n}=h;return function(t,o){let k=0,a;return ${parts.code}}`
+  const source = `const{s,n,v}=h;return function(t,o){let k=0,a,x;return ${parts.code}}`
   // null: MAX_READERS shapes kept, or code generation refused, or Rust keeps no more templates.
   // The source says all the template says (keys, nesting, each leaf's kind), so it alone names the reader.
   const made = compiled(readers, MAX_READERS, ['h'], source, (factory) => {
     const id = native.jsonTemplate(parts.template)
-    return id === null ? null : { id, build: factory({ s: strings, n: numbers }) }
+    return id === null ? null : { id, build: factory({ s: strings, n: numbers, v: scalar }) }
   })
   return made ?? null
 }

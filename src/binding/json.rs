@@ -39,6 +39,22 @@ pub const JSON_LEAF_STRINGS: u32 = json::LEAF_STRINGS as u32;
 #[napi]
 pub const JSON_LEAF_NUMBERS: u32 = json::LEAF_NUMBERS as u32;
 
+/// A template's leaf that was `null` (null, a boolean, a number or a string).
+#[napi]
+pub const JSON_LEAF_SCALAR: u32 = json::LEAF_SCALAR as u32;
+/// `JSON_LEAF_SCALAR`'s first figure for `null`.
+#[napi]
+pub const JSON_SCALAR_NULL: i32 = json::SCALAR_NULL;
+/// `JSON_LEAF_SCALAR`'s first figure for `false`.
+#[napi]
+pub const JSON_SCALAR_FALSE: i32 = json::SCALAR_FALSE;
+/// `JSON_LEAF_SCALAR`'s first figure for `true`.
+#[napi]
+pub const JSON_SCALAR_TRUE: i32 = json::SCALAR_TRUE;
+/// `JSON_LEAF_SCALAR`'s first figure for a number (the second is its value).
+#[napi]
+pub const JSON_SCALAR_NUMBER: i32 = json::SCALAR_NUMBER;
+
 /// Templates by id, per process: every thread's readers may use any of them.
 static TEMPLATES: RwLock<Vec<Arc<json::Template>>> = RwLock::new(Vec::new());
 /// Templates kept per process; past this many, none is registered.

@@ -17,16 +17,30 @@ pub fn is_plain(units: &[u16]) -> bool {
 
 /// A template unit standing for a string leaf: `"…"` with no escape and no
 /// control character (else no match: JSON.parse reads it), written to `out`
-/// as its start and end (UTF-16 indices of its content).
+/// as its start and end (UTF-16 indices of its content); or `null`, written
+/// as -1 and 0 (a negative start).
 pub const LEAF_STRING: u16 = 1;
-/// A number leaf (JSON's grammar), written to `out` as its value.
+/// A number leaf (JSON's grammar), written to `out` as its value; or `null`,
+/// written as NaN (which no JSON number is).
 pub const LEAF_NUMBER: u16 = 2;
-/// A boolean leaf, written to `out` as 1 (`true`) or 0 (`false`).
+/// A boolean leaf, written to `out` as 1 (`true`) or 0 (`false`); or `null`, as -1.
 pub const LEAF_BOOLEAN: u16 = 3;
 /// An array of string leaves of any length: its length, then each string's start and end.
 pub const LEAF_STRINGS: u16 = 4;
 /// An array of number leaves of any length: its length, then each value.
 pub const LEAF_NUMBERS: u16 = 5;
+/// A leaf that was `null`: `null`, a boolean, a number or a string, written
+/// as two figures: a string's start and end, or one of the `SCALAR_*` codes
+/// (all negative) and 0 or the number.
+pub const LEAF_SCALAR: u16 = 6;
+/// `LEAF_SCALAR`'s first figure for `null`.
+pub const SCALAR_NULL: i32 = -1;
+/// `LEAF_SCALAR`'s first figure for `false`.
+pub const SCALAR_FALSE: i32 = -2;
+/// `LEAF_SCALAR`'s first figure for `true`.
+pub const SCALAR_TRUE: i32 = -3;
+/// `LEAF_SCALAR`'s first figure for a number (the second is its value).
+pub const SCALAR_NUMBER: i32 = -4;
 
 /// A template (see `Template::matches`) made ready for matching: its runs of
 /// literal units are compared whole.
@@ -47,7 +61,7 @@ impl Template {
     let mut steps = Vec::new();
     let mut run = 0;
     for (i, &unit) in units.iter().enumerate() {
-      if (LEAF_STRING..=LEAF_NUMBERS).contains(&unit) {
+      if (LEAF_STRING..=LEAF_SCALAR).contains(&unit) {
         if run < i {
           steps.push(Step::Literal(run, i));
         }
@@ -86,17 +100,24 @@ impl Template {
           let literal = &self.units[start..end];
           (text.get(at..at + literal.len()) == Some(literal)).then_some(at + literal.len())
         }
+        _ if starts_with(text, at, b"null") => match *step {
+          // `null` where a leaf was: its figures say so.
+          Step::Leaf(LEAF_STRING) | Step::Leaf(LEAF_SCALAR) => out.two(f64::from(SCALAR_NULL), 0.0).map(|()| at + 4),
+          Step::Leaf(LEAF_NUMBER) => out.put(f64::NAN).map(|()| at + 4),
+          Step::Leaf(LEAF_BOOLEAN) => out.put(-1.0).map(|()| at + 4),
+          _ => None,
+        },
         Step::Leaf(LEAF_STRING) => string_at(text, at).and_then(|end| out.string(at, end)),
         Step::Leaf(LEAF_NUMBER) => number_at(text, at).and_then(|(value, end)| out.put(value).map(|()| end)),
-        Step::Leaf(LEAF_BOOLEAN) => {
-          if starts_with(text, at, b"true") {
-            out.put(1.0).map(|()| at + 4)
-          } else if starts_with(text, at, b"false") {
-            out.put(0.0).map(|()| at + 5)
-          } else {
-            None
-          }
-        }
+        Step::Leaf(LEAF_BOOLEAN) => boolean_at(text, at).and_then(|(value, end)| out.put(value).map(|()| end)),
+        Step::Leaf(LEAF_SCALAR) => match text.get(at) {
+          Some(0x22) => string_at(text, at).and_then(|end| out.string(at, end)),
+          Some(0x74 | 0x66) => boolean_at(text, at).and_then(|(value, end)| {
+            let code = if value == 1.0 { SCALAR_TRUE } else { SCALAR_FALSE };
+            out.two(f64::from(code), 0.0).map(|()| end)
+          }),
+          _ => number_at(text, at).and_then(|(value, end)| out.two(f64::from(SCALAR_NUMBER), value).map(|()| end)),
+        },
         Step::Leaf(unit) => array_at(text, at, unit == LEAF_STRINGS, &mut out),
       };
       match next {
@@ -120,6 +141,15 @@ impl Figures<'_> {
     *self.out.get_mut(self.written)? = value;
     self.written += 1;
     Some(())
+  }
+
+  /// Two figures, or none when `out` has room for one only.
+  fn two(&mut self, first: f64, second: f64) -> Option<()> {
+    if self.written + 2 > self.out.len() {
+      return None;
+    }
+    self.put(first)?;
+    self.put(second)
   }
 
   /// The string opening at `open` and closing at `close`: its content's start and end; the index after it.
@@ -159,6 +189,17 @@ fn array_at(text: &[u16], mut at: usize, strings: bool, out: &mut Figures) -> Op
   }
   out.out[count_slot] = f64::from(count);
   Some(at + 1)
+}
+
+/// `true` (1) or `false` (0) at `at`, and where it ends.
+fn boolean_at(text: &[u16], at: usize) -> Option<(f64, usize)> {
+  if starts_with(text, at, b"true") {
+    Some((1.0, at + 4))
+  } else if starts_with(text, at, b"false") {
+    Some((0.0, at + 5))
+  } else {
+    None
+  }
 }
 
 fn starts_with(text: &[u16], at: usize, word: &[u8]) -> bool {
@@ -313,16 +354,18 @@ mod tests {
         "B" => vec![LEAF_BOOLEAN],
         "SS" => vec![LEAF_STRINGS],
         "NN" => vec![LEAF_NUMBERS],
+        "X" => vec![LEAF_SCALAR],
         lit => units(lit),
       })
       .collect()
   }
 
   fn matched(template: &[u16], text: &str) -> Option<Vec<f64>> {
-    let mut out = [f64::NAN; 32];
+    // Figures up to the first slot left as it was (f64::MAX, which no test writes).
+    let mut out = [f64::MAX; 32];
     let units = units(text);
     let ok = Template::new(template).matches(&units, &mut out);
-    ok.then(|| out.iter().copied().take_while(|v| !v.is_nan()).collect())
+    ok.then(|| out.iter().copied().take_while(|&v| v != f64::MAX).collect())
   }
 
   #[test]
@@ -393,7 +436,6 @@ mod tests {
       r#"{"a":"x","n":NaN}"#,
       r#"{"a":"x","n":"1"}"#, // another type
       r#"{"a":1,"n":1}"#,
-      r#"{"a":null,"n":1}"#,
       r#"{"b":"x","n":1}"#, // other keys, order, or number of them
       r#"{"n":1,"a":"x"}"#,
       r#"{"a":"x","n":1,"c":2}"#,
@@ -405,7 +447,7 @@ mod tests {
       assert!(matched(&t, text).is_none(), "{text}");
     }
     let b = tpl(&["[", "B", "]"]);
-    for text in ["[tru]", "[True]", "[1]", "[null]", "[truex]", "[true"] {
+    for text in ["[tru]", "[True]", "[1]", "[nul]", "[nullx]", "[truex]", "[true"] {
       assert!(matched(&b, text).is_none(), "{text}");
     }
     let a = tpl(&["[", "SS", ",", "NN", "]"]);
@@ -421,6 +463,43 @@ mod tests {
     ] {
       assert!(matched(&a, text).is_none(), "{text}");
     }
+  }
+
+  #[test]
+  fn a_leaf_may_be_null_and_a_null_leaf_any_scalar() {
+    let t = tpl(&["[", "S", ",", "N", ",", "B", ",", "X", "]"]);
+    let null = f64::from(SCALAR_NULL);
+    let got = matched(&t, "[null,null,null,null]").unwrap();
+    assert_eq!((got[0], got[1], got[3], got[4], got[5]), (null, 0.0, -1.0, null, 0.0));
+    assert!(got[2].is_nan());
+    for (text, first, second) in [
+      (r#"["a",1,true,"xy"]"#, 13.0, 15.0),
+      (r#"["a",1,true,false]"#, f64::from(SCALAR_FALSE), 0.0),
+      (r#"["a",1,true,true]"#, f64::from(SCALAR_TRUE), 0.0),
+      (r#"["a",1,true,-0.5e1]"#, f64::from(SCALAR_NUMBER), -5.0),
+      (r#"["a",1,true,0]"#, f64::from(SCALAR_NUMBER), 0.0),
+    ] {
+      let got = matched(&t, text).unwrap();
+      assert_eq!(&got[..4], &[2.0, 3.0, 1.0, 1.0], "{text}");
+      assert_eq!((got[4], got[5]), (first, second), "{text}");
+    }
+    for text in [
+      r#"["a",1,true,nul]"#,
+      r#"["a",1,true,nulls]"#,
+      r#"["a",1,true,tru]"#,
+      r#"["a",1,true,[]]"#,
+      r#"["a",1,true,{}]"#,
+      r#"["a",1,true,"x\"]"#,
+      r#"["a",1,true,01]"#,
+      r#"["a",1,true,]"#,
+    ] {
+      assert!(matched(&t, text).is_none(), "{text}");
+    }
+    // Arrays of any length are not null.
+    assert!(matched(&tpl(&["SS"]), "null").is_none());
+    assert!(matched(&tpl(&["NN"]), "null").is_none());
+    // A null leaf's two figures need room for both.
+    assert!(!Template::new(&tpl(&["X"])).matches(&units("null"), &mut [0.0; 1]));
   }
 
   #[test]
