@@ -7,10 +7,15 @@ const { compiled, codegenRefused } = require('./codegen.js')
 const { prefixTable } = require('./prefixes.js')
 
 /**
- * Hot keys: key → { print, text, value, copy } (see `parseFor`); per process,
- * shared by module instances of this version ("v2": its entries hold `copy`).
+ * Hot keys: `entries`, key → { key, print, text, value, copy } (see
+ * `parseFor`), and `order`, the same entry objects in the order their keys
+ * came in: the one at `next` is the oldest, whose key makes room for a new
+ * one and whose object the new key takes over (no allocation per key read
+ * once: spread reads bring a new key on nearly every read). Per JS thread,
+ * shared by module instances of this version ("v3").
  */
-const decoded = runtime.shared('decoded/v2', () => new Map())
+const memo = runtime.shared('decoded/v3', () => ({ entries: new Map(), order: [], next: 0 }))
+const decoded = memo.entries
 
 /**
  * Hot keys read again unchanged are not parsed again. For each of the last
@@ -312,8 +317,21 @@ function parseFor(key, text) {
   const value = parseShaped(key, text) // throws for non-JSON: nothing is kept
   const print = fingerprint(text)
   if (entry === undefined) {
-    if (decoded.size >= DECODED_KEYS) decoded.delete(decoded.keys().next().value)
-    decoded.set(key, { print, text: undefined, value: undefined, copy: copyParsed })
+    // The oldest key makes room, and its entry object is taken over (no allocation per key read once).
+    let fresh = memo.order[memo.next]
+    if (fresh === undefined) {
+      fresh = { key, print, text: undefined, value: undefined, copy: copyParsed }
+      memo.order[memo.next] = fresh
+    } else {
+      decoded.delete(fresh.key)
+      fresh.key = key
+      fresh.print = print
+      fresh.text = undefined
+      fresh.value = undefined
+      fresh.copy = copyParsed
+    }
+    memo.next = (memo.next + 1) % DECODED_KEYS
+    decoded.set(key, fresh)
   } else if (entry.text === undefined && entry.print === print) {
     // Read again (most likely the same text): keep it and a private copy of its value.
     entry.text = text
