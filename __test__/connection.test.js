@@ -144,6 +144,9 @@ describe('reconnecting', () => {
 
       await server.start()
       await waitFor(() => redis.getConnectionStatus().state === 'ready', 10000)
+      // The status is read from Rust at once; the events come through the next
+      // drain: wait for the one that says so before counting them.
+      await waitFor(() => events.length > 0 && events[events.length - 1].type === 'ready', 10000)
       // reconnects counts every attempt after the loss, the failed ones too
       const failedAttempts = events.filter((e) => e.type === 'reconnecting').length
       expect(failedAttempts).toBeGreaterThanOrEqual(1)
