@@ -527,18 +527,7 @@ unsafe fn read_utf16(env: sys::napi_env, value: sys::napi_value, out: &mut Vec<u
     0,
     &mut len,
   ))?;
-  out.clear();
-  out.reserve(len + 1);
-  let mut written = 0usize;
-  check(sys::napi_get_value_string_utf16(
-    env,
-    value,
-    out.as_mut_ptr(),
-    len + 1,
-    &mut written,
-  ))?;
-  out.set_len(written);
-  Ok(())
+  read_utf16_of_length(env, value, len, out)
 }
 
 /// Reads a JS string said to be `len` UTF-16 units long into `out` with one
