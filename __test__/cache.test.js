@@ -300,17 +300,12 @@ describe('a shape read again and again', () => {
     matches = jest.spyOn(native, 'jsonMatch')
   })
   afterEach(() => matches.mockRestore())
-  /** How many reads the compiled reader built since the last call. */
-  let counted = 0
+  /** How many reads the compiled reader built since the last call (the spy then starts over). */
   const built = () => {
-    const all = matches.mock.results.filter((r) => r.value === true).length
-    const n = all - counted
-    counted = all
+    const n = matches.mock.results.filter((r) => r.value === true).length
+    matches.mockClear()
     return n
   }
-  beforeEach(() => {
-    counted = 0
-  })
   let serial = 0
   /** Reads `text` from a key of its own under `prefix` (read once: never from the hot-key memo). */
   const read = async (prefix, text) => {
