@@ -198,8 +198,17 @@ export declare function fencingKey(key: string): string
 /** `text` with SCAN-pattern characters escaped, so that it matches only itself. */
 export declare function globEscape(text: string): string
 
+/** Closes the template that `JSON_LEAF_ITEMS` or `JSON_LEAF_MAYBE` opened. */
+export declare const JSON_GROUP_END: number
+
 /** A template's boolean leaf. */
 export declare const JSON_LEAF_BOOLEAN: number
+
+/** A template's array of items of one shape (any length): the item's template follows, up to `JSON_GROUP_END`. */
+export declare const JSON_LEAF_ITEMS: number
+
+/** A template's object or array that may be null: its template follows, up to `JSON_GROUP_END`. */
+export declare const JSON_LEAF_MAYBE: number
 
 /** A template's number leaf. */
 export declare const JSON_LEAF_NUMBER: number
@@ -243,7 +252,8 @@ export declare function jsonPlain(text: string): boolean
 
 /**
  * Registers a template (the JSON text of a shape with its leaves replaced by
- * the `JSON_LEAF_*` units) and returns its id; null when MAX_TEMPLATES are kept.
+ * the `JSON_LEAF_*` units) and returns its id; null when MAX_TEMPLATES are
+ * kept, or when its groups (`JSON_LEAF_ITEMS`, `JSON_LEAF_MAYBE` … `JSON_GROUP_END`) do not pair up.
  */
 export declare function jsonTemplate(template: string): number | null
 

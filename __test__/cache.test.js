@@ -553,6 +553,142 @@ describe('a shape read again and again', () => {
     expect(built()).toBe(2)
   })
 
+  test('lists of records have any length, their items are read alike, and items of another shape go to JSON.parse', async () => {
+    const prefix = 'cache:shape-read-list:'
+    // Records whose fields are null in some and set in others, with arrays of any length and lists in them.
+    const record = (i) => ({
+      id: i,
+      title: i % 5 === 0 ? null : `post ${i} 😀`,
+      score: i % 7 === 0 ? null : i / 4,
+      live: i % 2 === 0,
+      tags: ['a', 'b', 'c'].slice(0, i % 4),
+      author: { name: `n${i}`, avatar: i % 3 === 0 ? null : `/a/${i}.png` },
+      replies: Array.from({ length: i % 3 }, (_, j) => ({ by: `u${j}`, at: j * 1000 })),
+      extra: i % 6 === 0 ? 'six' : i % 6 === 1 ? 6 : null,
+      org: i % 4 === 1 ? null : { id: `o${i}`, seats: [i, i + 1].slice(0, i % 3) },
+    })
+    const page = (n, from = 0) => JSON.stringify({ page: from, items: Array.from({ length: n }, (_, i) => record(from + i)), total: 99 })
+    for (const text of [page(3), page(6, 10)]) expectParsed(await read(prefix, text), text)
+    expect(built()).toBe(0)
+    const lengths = [0, 1, 2, 5, 12, 20]
+    for (const n of lengths) {
+      const text = page(n, n * 3)
+      expectParsed(await read(prefix, text), text)
+    }
+    expect(built()).toBe(lengths.length)
+    // Past 4,096 units (30 records), JSON.parse reads it.
+    expect(page(30).length).toBeGreaterThan(4096)
+    expectParsed(await read(prefix, page(30)), page(30))
+    expect(built()).toBe(0)
+    // An item of another shape (under a prefix of its own, read alike first) is read by JSON.parse.
+    const items = JSON.parse(page(4, 1)).items
+    const withItem = (change) => {
+      const list = items.map((item) => ({ ...item }))
+      list[2] = change(list[2])
+      return JSON.stringify({ page: 1, items: list, total: 99 })
+    }
+    const others = [
+      withItem(({ extra, ...rest }) => rest),
+      withItem((item) => ({ ...item, more: 1 })),
+      withItem(({ id, ...rest }) => ({ ...rest, id })),
+      withItem(() => null),
+      withItem(() => []),
+      withItem(() => 'item'),
+      withItem((item) => ({ ...item, tags: [1] })),
+      withItem((item) => ({ ...item, author: null })),
+      withItem((item) => ({ ...item, replies: [{ by: 'x' }] })),
+      withItem((item) => ({ ...item, replies: [{ by: 'x', at: 1 }, null] })),
+      withItem((item) => ({ ...item, live: 'yes' })),
+      withItem((item) => ({ ...item, org: 'org' })),
+      withItem((item) => ({ ...item, org: [] })),
+      withItem((item) => ({ ...item, org: { id: 'o' } })),
+    ]
+    let fresh = 0
+    for (const text of others) {
+      const own = `cache:shape-read-list-${fresh++}:`
+      for (const base of [page(3), page(6, 10), page(2, 4)]) expectParsed(await read(own, base), base)
+      expect(built()).toBe(1)
+      expectParsed(await read(own, text), text)
+      expect(built()).toBe(0)
+    }
+    // A list JSON.parse refuses is a miss and an error.
+    for (const text of [page(2).replace('}],"total"', '},],"total"'), page(2).replace('},{', '},,{'), page(2).replace('},{', '} ,{')]) {
+      const own = `cache:shape-read-list-${fresh++}:`
+      for (const base of [page(3), page(6, 10)]) expectParsed(await read(own, base), base)
+      cacheService.resetStats()
+      const value = await read(own, text)
+      if (text.includes(' ,')) expectParsed(value, text)
+      else expect(value).toBeNull()
+      expect(cacheService.getStats()).toMatchObject({ errors: text.includes(' ,') ? 0 : 1 })
+      expect(built()).toBe(0)
+    }
+    // A list at the top, and lists in lists.
+    const top = (n) => JSON.stringify(Array.from({ length: n }, (_, i) => record(i)))
+    for (const n of [2, 3, 0, 1, 9]) expectParsed(await read('cache:shape-read-top:', top(n)), top(n))
+    expect(built()).toBe(3)
+    const grid = (rows) => JSON.stringify({ rows: rows.map((n) => Array.from({ length: n }, (_, i) => ({ i }))) })
+    const shapes = [[1, 2], [3, 0, 1], [], [2], [0, 0, 0, 4]]
+    for (const rows of shapes) expectParsed(await read('cache:shape-read-grid:', grid(rows)), grid(rows))
+    // Arrays of arrays keep their length: the first two texts differ in it, so JSON.parse reads all.
+    expect(built()).toBe(0)
+    // Items may be null, and objects may be null where the first texts had them.
+    const holes = (n, hole) => JSON.stringify({ list: Array.from({ length: n }, (_, i) => (i % hole === 0 ? null : { i, o: i % 3 ? { p: i } : null })) })
+    const texts = [holes(4, 2), holes(4, 3), holes(0, 1), holes(5, 1), holes(6, 4), holes(2, 5)]
+    for (const text of texts) expectParsed(await read('cache:shape-read-holes:', text), text)
+    expect(built()).toBe(4)
+    const deep = (rows) => JSON.stringify({ rows: rows.map((n) => ({ cells: Array.from({ length: n }, (_, i) => ({ i, s: `${i}` })) })) })
+    for (const rows of shapes) expectParsed(await read('cache:shape-read-deep:', deep(rows)), deep(rows))
+    expect(built()).toBe(3)
+  })
+
+  test('random lists of random records are read as JSON.parse reads them', async () => {
+    const make = randomValues(41, {
+      numbers: [0, -0, 1.5, -2e-7, 123456789012, 1e300, 2 ** 53 + 2, 0.1 + 0.2],
+      strings: ['', 'x', 'caf\u00e9', '\u2028', '"q"', '\n', '\\', '😀', (random) => 'a'.repeat(random(50))],
+      others: [(random) => random(3), (random) => random(2) === 0],
+      keys: ['__proto__', '"]);process.abort();//', '\\', '\u2028', 'then', '0', '10', '-1', '', 'a b', 'ü', '`$' + '{x}`', 'constructor'],
+      longArrays: false,
+    })
+    let seed = 9
+    const random = (n) => {
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0
+      return seed % n
+    }
+    /** A record like `v`: leaves changed or null, objects null, arrays of strings and lists of records of other lengths. */
+    const vary = (v, depth = 0) => {
+      if (v === null) return [null, 'was null', -0, 7.5, true][random(5)]
+      if (depth > 1 && typeof v === 'object' && !Array.isArray(v) && random(12) === 0) return null
+      if (typeof v !== 'object') {
+        if (random(4) === 0) return null
+        if (typeof v === 'string') return ['', 'y', '😀', 'a"b', 'z'.repeat(30)][random(5)]
+        if (typeof v === 'number') return [0, -0, 3, -1.25, 6.02e23][random(5)]
+        return random(2) === 0
+      }
+      if (Array.isArray(v)) {
+        if (v.length > 0 && v.every((x) => typeof x === 'object' && x !== null && !Array.isArray(x))) {
+          return Array.from({ length: random(5) }, () => vary(v[random(v.length)], depth + 1))
+        }
+        return v.map((x) => vary(x, depth + 1))
+      }
+      const o = {}
+      for (const k of Object.keys(v)) Object.defineProperty(o, k, { value: vary(v[k], depth + 1), enumerable: true, writable: true, configurable: true })
+      return o
+    }
+    let readers = 0
+    for (let v = 0; v < 30; v++) {
+      let item = make(1)
+      if (typeof item !== 'object' || item === null || Array.isArray(item)) item = { only: item }
+      const list = { items: [item, vary(item), vary(item)], sub: [{ inner: [item] }] }
+      const prefix = `cache:shape-read-lists-${v}:`
+      for (let i = 0; i < 8; i++) {
+        const text = JSON.stringify(i < 2 ? list : vary(list))
+        expectParsed(await read(prefix, text), text)
+      }
+      readers += built() > 0 ? 1 : 0
+    }
+    expect(readers).toBeGreaterThan(15)
+  })
+
   test('the native match refuses a text of another length than it is told, and any template id it does not hold', () => {
     const id = native.jsonTemplate(`[${String.fromCharCode(native.JSON_LEAF_NUMBER)}]`)
     const out = new Float64Array(4)

@@ -85,6 +85,32 @@ test('get: the data, or null when missing or expired', async () => {
   expect(await sessionStore.get('auth', id)).toBeNull()
 })
 
+test('sessions of one shape are read by the reader compiled for it, as JSON.parse reads them; other texts by JSON.parse, and non-JSON as null', async () => {
+  const native = require('../lib/native.js')
+  const matches = jest.spyOn(native, 'jsonMatch')
+  try {
+    const session = (i) => ({ userId: `u${i}`, roles: ['a', 'b'].slice(0, i % 3), org: i % 2 ? null : { id: i, name: `o${i} 😀` }, recent: Array.from({ length: i % 4 }, (_, j) => ({ path: `/p/${j}`, at: j })), n: -0 })
+    for (let i = 0; i < 12; i++) {
+      // Whatever earlier tests left under the prefix, four reads make a reader for this shape.
+      if (i === 4) matches.mockClear()
+      const { id } = await sessionStore.create('auth', session(i))
+      const how = ['get', 'touch', 'consume'][i % 3]
+      const value = how === 'touch' ? await sessionStore.touch('auth', id, 60) : await sessionStore[how]('auth', id)
+      expect(value).toStrictEqual(JSON.parse(JSON.stringify(session(i))))
+    }
+    // The reader built the last eight: the org object or null, and lists of any length.
+    expect(matches.mock.results.filter((r) => r.value === true)).toHaveLength(8)
+    // Whatever else a session key holds: JSON.parse's value, or null for what it refuses.
+    const key = (id) => RedisKeys.session.auth(id)
+    await inspector.set(key('other'), '{"userId":"u","roles":[1],"extra":true}')
+    expect(await sessionStore.get('auth', 'other')).toStrictEqual({ userId: 'u', roles: [1], extra: true })
+    await inspector.set(key('broken'), '{"userId":"u","roles":[],"org":null,"recent":[],"n":0')
+    expect(await sessionStore.get('auth', 'broken')).toBeNull()
+  } finally {
+    matches.mockRestore()
+  }
+})
+
 test('touch: resolves the data and renews the TTL in one GETEX; null when missing', async () => {
   const stats = await commandStatsDuring(async () => {
     const { id } = await sessionStore.create('upload', { step: 1 }, { ttlSeconds: 5 })

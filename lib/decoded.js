@@ -159,13 +159,14 @@ function fingerprint(text) {
  * Anything else (another shape, an object where a leaf was, an escaped
  * quote…) is read by JSON.parse, and the prefix starts over: its
  * second JSON.parse compiles a reader for the shape it reads then, and after
- * MAX_MISSES such changes it stays on JSON.parse. Arrays of strings, and of
- * numbers, may have any length (an empty array is taken for one of strings);
- * other arrays keep their length. Only texts of at most DECODED_MAX_TEXT
+ * MAX_MISSES such changes it stays on JSON.parse. Arrays of strings, of
+ * numbers, and of objects of one shape (a list of records) may have any
+ * length (an empty array is taken for one of strings); other arrays keep
+ * their length. Only texts of at most DECODED_MAX_TEXT
  * units are read this way: a string of the value is a slice of the text, and
  * keeps the text (at most that size) alive as long as it lives.
  */
-const readerOf = prefixTable('decoded-readers', () => ({ seen: 0, read: null, misses: 0 }))
+const readerOf = prefixTable('decoded-readers', () => ({ seen: 0, read: null, misses: 0, last: null }))
 /** After this many changes of shape (or shapes that cannot be compiled), a prefix is read by JSON.parse for good. */
 const MAX_MISSES = 8
 /**
@@ -182,8 +183,11 @@ const MAX_READER_NODES = 256
  */
 const OUT = new Float64Array(DECODED_MAX_TEXT + 2)
 const { JSON_LEAF_STRING, JSON_LEAF_NUMBER, JSON_LEAF_BOOLEAN, JSON_LEAF_STRINGS, JSON_LEAF_NUMBERS, JSON_LEAF_SCALAR } = native
-const { JSON_SCALAR_FALSE, JSON_SCALAR_TRUE, JSON_SCALAR_NUMBER } = native
+const { JSON_LEAF_ITEMS, JSON_LEAF_MAYBE, JSON_GROUP_END, JSON_SCALAR_FALSE, JSON_SCALAR_TRUE, JSON_SCALAR_NUMBER } = native
 const LEAF = {
+  items: String.fromCharCode(JSON_LEAF_ITEMS),
+  maybe: String.fromCharCode(JSON_LEAF_MAYBE),
+  end: String.fromCharCode(JSON_GROUP_END),
   string: String.fromCharCode(JSON_LEAF_STRING),
   number: String.fromCharCode(JSON_LEAF_NUMBER),
   boolean: String.fromCharCode(JSON_LEAF_BOOLEAN),
@@ -216,6 +220,135 @@ function numbers(out, i) {
   return items
 }
 
+/** Where in OUT the last group built by `items` or `maybe` ended. */
+const END = { k: 0 }
+
+/** Null, or the object or array built by `build`, from `out` at `i` (0 for null; else 1, then its figures). */
+function maybe(text, out, i, build) {
+  if (out[i] !== 0) return build(text, out, i + 1)
+  END.k = i + 1
+  return null
+}
+
+/** An array of items of one shape from `out` at `i` (its length, then each item's figures), each built by `build`. */
+function items(text, out, i, build) {
+  const list = []
+  const n = out[i]
+  let k = i + 1
+  for (let j = 0; j < n; j++) {
+    list.push(build(text, out, k))
+    k = END.k
+  }
+  END.k = k
+  return list
+}
+
+/** No shape covers both values (see `merged`). */
+const APART = Symbol('apart')
+
+/** In a value `merged` made: an object or array that may be null. */
+class Maybe {
+  constructor(value) {
+    this.value = value
+  }
+}
+
+/** An object or array (not a Maybe). */
+function isGroup(value) {
+  return typeof value === 'object' && value !== null && !(value instanceof Maybe)
+}
+
+/** What kind of array `list` is read as: 'empty', 'strings', 'numbers', 'items' (objects or null, any length) or 'fixed'. */
+function arrayKind(list) {
+  if (list.length === 0) return 'empty'
+  if (list.every((item) => typeof item === 'string')) return 'strings'
+  if (list.every((item) => typeof item === 'number')) return 'numbers'
+  const item = (x) => x === null || x instanceof Maybe || (typeof x === 'object' && !Array.isArray(x))
+  if (list.every(item) && list.some((x) => x !== null)) return 'items'
+  return 'fixed'
+}
+
+/**
+ * A value whose reader reads both `a` and `b` (values JSON.parse made, or
+ * made by `merged`), or APART: objects with the same keys in the same order,
+ * arrays of one kind (an empty one joins any kind of any length), and leaves
+ * of one type; two leaves of different types (or null) become null, which
+ * reads any leaf, and null with an object or array becomes a Maybe of it.
+ */
+function merged(a, b) {
+  if (a instanceof Maybe || b instanceof Maybe || (a === null && isGroup(b)) || (b === null && isGroup(a))) {
+    const x = a instanceof Maybe ? a.value : a
+    const y = b instanceof Maybe ? b.value : b
+    const both = x === null ? y : y === null ? x : merged(x, y)
+    return isGroup(both) ? new Maybe(both) : APART
+  }
+  const leafA = typeof a !== 'object' || a === null
+  const leafB = typeof b !== 'object' || b === null
+  if (leafA || leafB) {
+    if (!(leafA && leafB)) return APART
+    return a !== null && typeof a === typeof b ? a : null
+  }
+  if (Array.isArray(a) !== Array.isArray(b)) return APART
+  if (Array.isArray(a)) {
+    const kindA = arrayKind(a)
+    const kindB = arrayKind(b)
+    if (kindA === 'empty' && kindB !== 'fixed') return b
+    if (kindB === 'empty' && kindA !== 'fixed') return a
+    if (kindA !== kindB) return APART
+    if (kindA === 'strings' || kindA === 'numbers') return a
+    if (kindA === 'items') {
+      const item = merged(itemOf(a), itemOf(b))
+      return item === APART ? APART : [item]
+    }
+    if (a.length !== b.length) return APART
+    const list = []
+    for (let i = 0; i < a.length; i++) {
+      const item = merged(a[i], b[i])
+      if (item === APART) return APART
+      list.push(item)
+    }
+    return list
+  }
+  const keys = Object.keys(a)
+  const keysB = Object.keys(b)
+  if (keys.length !== keysB.length) return APART
+  const both = {}
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]
+    if (key !== keysB[i]) return APART
+    const item = merged(a[key], b[key])
+    if (item === APART) return APART
+    Object.defineProperty(both, key, { value: item, enumerable: true, writable: true, configurable: true })
+  }
+  return both
+}
+
+/** One item whose reader reads every item of `list` (of kind 'items'), or APART. */
+function itemOf(list) {
+  let item = list[0]
+  for (let i = 1; i < list.length && item !== APART; i++) item = merged(item, list[i])
+  return item
+}
+
+/**
+ * A group read by a function of its own (added to `at.items`) whose slots
+ * count from the `k` it is given; the code calls it through `helper` (`r`:
+ * items, `m`: maybe), and slots after it count from where it ended. Null when
+ * the group's shape has too many nodes.
+ */
+function groupParts(shape, at, marker, helper) {
+  const inner = { nodes: at.nodes, k: 0, base: true, items: at.items }
+  const part = readerParts(shape, inner)
+  if (part === null) return null
+  at.nodes = inner.nodes
+  const build = `f${at.items.length}`
+  at.items.push(`const ${build}=function(t,o,k){let a,x;const y=${part.code};e.k=k+${inner.k};return y};`)
+  const i = at.base ? `k+${at.k++}` : `${at.k++}`
+  at.base = true
+  at.k = 0
+  return { template: `${marker}${part.template}${LEAF.end}`, code: `(a=${helper}(t,o,${i},${build}),k=e.k,a)` }
+}
+
 /**
  * The template of `value` (a value JSON.parse made) and the source of the
  * expression that builds it from `t` (the text) and `o` (OUT), reading OUT in
@@ -237,6 +370,7 @@ function readerParts(value, at) {
     case 'boolean':
       return { template: LEAF.boolean, code: `((x=o[${slot()}])<0?null:x===1)` }
   }
+  if (value instanceof Maybe) return groupParts(value.value, at, LEAF.maybe, 'm')
   if (value === null) {
     const first = slot()
     slot()
@@ -254,10 +388,15 @@ function readerParts(value, at) {
       at.k = 0
       return { template: LEAF[kind], code: `(a=${read},k=${i}+1+${size},a)` }
     }
-    const items = []
-    for (const item of value) items.push(readerParts(item, at))
-    if (items.includes(null)) return null
-    return { template: `[${items.map((p) => p.template).join(',')}]`, code: `[${items.map((p) => p.code).join(',')}]` }
+    if (arrayKind(value) === 'items') {
+      // Objects (or null) read alike, as an array of any length.
+      const item = itemOf(value)
+      if (item !== APART) return groupParts(item, at, LEAF.items, 'r')
+    }
+    const parts = []
+    for (const item of value) parts.push(readerParts(item, at))
+    if (parts.includes(null)) return null
+    return { template: `[${parts.map((p) => p.template).join(',')}]`, code: `[${parts.map((p) => p.code).join(',')}]` }
   }
   const template = []
   const code = []
@@ -274,14 +413,15 @@ function readerParts(value, at) {
 /** A reader `text → value` for texts of `value`'s shape (after a match in OUT); null when there is none. */
 function readerFor(value) {
   if (codegenRefused()) return null
-  const parts = readerParts(value, { nodes: MAX_READER_NODES, k: 0, base: false })
+  const at = { nodes: MAX_READER_NODES, k: 0, base: false, items: [] }
+  const parts = readerParts(value, at)
   if (parts === null) return null
-  const source = `const{s,n,v}=h;return function(t,o){let k=0,a,x;return ${parts.code}}`
+  const source = `const{s,n,v,r,m,e}=h;${at.items.join('')}return function(t,o){let k=0,a,x;return ${parts.code}}`
   // null: MAX_READERS shapes kept, or code generation refused, or Rust keeps no more templates.
   // The source says all the template says (keys, nesting, each leaf's kind), so it alone names the reader.
   const made = compiled(readers, MAX_READERS, ['h'], source, (factory) => {
     const id = native.jsonTemplate(parts.template)
-    return id === null ? null : { id, build: factory({ s: strings, n: numbers, v: scalar }) }
+    return id === null ? null : { id, build: factory({ s: strings, n: numbers, v: scalar, r: items, m: maybe, e: END }) }
   })
   return made ?? null
 }
@@ -299,14 +439,26 @@ function parseShaped(key, text) {
     return JSON.parse(text)
   }
   const value = JSON.parse(text)
-  if (typeof value === 'object' && value !== null && ++entry.seen >= 2 && entry.misses < MAX_MISSES) {
-    entry.read = readerFor(value)
+  if (typeof value === 'object' && value !== null && entry.misses < MAX_MISSES) {
+    if (++entry.seen < 2) {
+      // Its text is kept until the next read: the reader is made for a shape both have.
+      entry.last = text
+      return value
+    }
+    const both = entry.last === null ? APART : merged(JSON.parse(entry.last), value)
+    entry.last = null
+    entry.read = readerFor(both === APART ? value : both)
     if (entry.read === null) {
       entry.seen = 0
       entry.misses++
     }
   }
   return value
+}
+
+/** JSON.parse(text), read by the reader of `key`'s prefix when the text is short enough (no memo: each read is new). */
+function parseByShape(key, text) {
+  return text.length > DECODED_MAX_TEXT ? JSON.parse(text) : parseShaped(key, text)
 }
 
 /** JSON.parse(text), or a copy of the value kept for `key` when `text` is the text it came from. */
@@ -346,4 +498,4 @@ function parseFor(key, text) {
   return value
 }
 
-module.exports = { parseFor }
+module.exports = { parseFor, parseByShape }

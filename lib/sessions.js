@@ -8,6 +8,7 @@
 const { runtime, Op, invalid, checkName } = require('./runtime.js')
 const { RedisKeys, RedisTTL } = require('./keys.js')
 const { randomToken } = require('./lock.js')
+const { parseByShape } = require('./decoded.js')
 
 const { request } = runtime
 
@@ -63,11 +64,15 @@ function encode(data) {
   return text
 }
 
-/** The stored JSON, decoded; a value that is not JSON reads as null (no usable session). */
-function decode(text) {
+/**
+ * The stored JSON of `key`, decoded (by the reader compiled for its kind's
+ * shape once it has one: lib/decoded.js); a value that is not JSON reads as
+ * null (no usable session).
+ */
+function decode(key, text) {
   if (text === null) return null
   try {
-    return JSON.parse(text)
+    return parseByShape(key, text)
   } catch {
     return null
   }
@@ -97,19 +102,21 @@ const sessionStore = {
 
   /** The data, or null when missing or expired. */
   async get(kind, id) {
-    return decode(await request(Op.CALL, 'GET', [keyOf(kind, id, 'get')]))
+    const key = keyOf(kind, id, 'get')
+    return decode(key, await request(Op.CALL, 'GET', [key]))
   },
 
   /** Sliding expiry: the data with its TTL renewed (one GETEX), or null. */
   async touch(kind, id, ttlSeconds) {
     const key = keyOf(kind, id, 'touch')
     const ttl = ttlOf(kind, ttlSeconds, 'touch')
-    return decode(await request(Op.CALL, 'GETEX', [key, 'EX', ttl]))
+    return decode(key, await request(Op.CALL, 'GETEX', [key, 'EX', ttl]))
   },
 
   /** The data, deleted in the same atomic command (GETDEL), or null: it works exactly once. */
   async consume(kind, id) {
-    return decode(await request(Op.CALL, 'GETDEL', [keyOf(kind, id, 'consume')]))
+    const key = keyOf(kind, id, 'consume')
+    return decode(key, await request(Op.CALL, 'GETDEL', [key]))
   },
 
   /** Deletes the session; resolves whether it existed. */

@@ -33,6 +33,18 @@ pub const LEAF_NUMBERS: u16 = 5;
 /// as two figures: a string's start and end, or one of the `SCALAR_*` codes
 /// (all negative) and 0 or the number.
 pub const LEAF_SCALAR: u16 = 6;
+/// An array of any length whose items are all of one shape: the units up to
+/// the matching `GROUP_END` are the template of one item. Written to `out` as
+/// its length, then each item's figures in turn.
+pub const LEAF_ITEMS: u16 = 7;
+/// Closes the template that `LEAF_ITEMS` or `LEAF_MAYBE` opened.
+pub const GROUP_END: u16 = 8;
+/// An object or array that may be `null`: the units up to the matching
+/// `GROUP_END` are its template. Written to `out` as 0 for `null`, else as 1
+/// and then its figures.
+pub const LEAF_MAYBE: u16 = 9;
+/// How deep `LEAF_ITEMS` and `LEAF_MAYBE` may nest in one template.
+pub const MAX_GROUP_DEPTH: usize = 8;
 /// `LEAF_SCALAR`'s first figure for `null`.
 pub const SCALAR_NULL: i32 = -1;
 /// `LEAF_SCALAR`'s first figure for `false`.
@@ -54,28 +66,62 @@ enum Step {
   Literal(usize, usize),
   /// A `LEAF_*` unit.
   Leaf(u16),
+  /// `LEAF_ITEMS`: an array of any length, each item matching these steps.
+  Items(Box<[Step]>),
+  /// `LEAF_MAYBE`: `null`, or a text matching these steps.
+  Maybe(Box<[Step]>),
+}
+
+/// The steps of `units` from `start` to the `GROUP_END` that closes them (at
+/// `depth` > 0) or to the end; and the index after them. None when the
+/// template is not well formed: a `GROUP_END` with nothing open, one missing,
+/// an empty group, or groups nested deeper than MAX_GROUP_DEPTH.
+fn steps_of(units: &[u16], start: usize, depth: usize) -> Option<(Vec<Step>, usize)> {
+  let mut steps = Vec::new();
+  let mut run = start;
+  let mut i = start;
+  while i < units.len() {
+    let unit = units[i];
+    if !(LEAF_STRING..=LEAF_MAYBE).contains(&unit) {
+      i += 1;
+      continue;
+    }
+    if run < i {
+      steps.push(Step::Literal(run, i));
+    }
+    match unit {
+      GROUP_END => return (depth > 0 && !steps.is_empty()).then_some((steps, i + 1)),
+      LEAF_ITEMS | LEAF_MAYBE if depth < MAX_GROUP_DEPTH => {
+        let (group, next) = steps_of(units, i + 1, depth + 1)?;
+        steps.push(if unit == LEAF_ITEMS {
+          Step::Items(group.into())
+        } else {
+          Step::Maybe(group.into())
+        });
+        i = next;
+      }
+      LEAF_ITEMS | LEAF_MAYBE => return None,
+      leaf => {
+        steps.push(Step::Leaf(leaf));
+        i += 1;
+      }
+    }
+    run = i;
+  }
+  if run < i {
+    steps.push(Step::Literal(run, i));
+  }
+  (depth == 0).then_some((steps, i))
 }
 
 impl Template {
-  pub fn new(units: &[u16]) -> Template {
-    let mut steps = Vec::new();
-    let mut run = 0;
-    for (i, &unit) in units.iter().enumerate() {
-      if (LEAF_STRING..=LEAF_SCALAR).contains(&unit) {
-        if run < i {
-          steps.push(Step::Literal(run, i));
-        }
-        steps.push(Step::Leaf(unit));
-        run = i + 1;
-      }
-    }
-    if run < units.len() {
-      steps.push(Step::Literal(run, units.len()));
-    }
-    Template {
+  /// None when `units` is not a well-formed template (see `steps_of`).
+  pub fn new(units: &[u16]) -> Option<Template> {
+    let (steps, _) = steps_of(units, 0, 0)?;
+    Some(Template {
       units: units.into(),
       steps: steps.into(),
-    }
+    })
   }
 
   /// The units it was made from.
@@ -93,13 +139,20 @@ impl Template {
   /// the same keys in the same order, and leaves JSON.parse would read the same.
   pub fn matches(&self, text: &[u16], out: &mut [f64]) -> bool {
     let mut out = Figures { out, written: 0 };
-    let mut at = 0usize;
-    for step in self.steps.iter() {
-      let next = match *step {
+    self.steps_at(&self.steps, text, 0, &mut out) == Some(text.len())
+  }
+
+  /// Where the text matching `steps` from `at` ends.
+  fn steps_at(&self, steps: &[Step], text: &[u16], mut at: usize, out: &mut Figures) -> Option<usize> {
+    for step in steps {
+      at = match *step {
         Step::Literal(start, end) => {
           let literal = &self.units[start..end];
           (text.get(at..at + literal.len()) == Some(literal)).then_some(at + literal.len())
         }
+        Step::Items(ref item) => self.items_at(item, text, at, out),
+        Step::Maybe(_) if starts_with(text, at, b"null") => out.put(0.0).map(|()| at + 4),
+        Step::Maybe(ref group) => out.put(1.0).and_then(|()| self.steps_at(group, text, at, out)),
         _ if starts_with(text, at, b"null") => match *step {
           // `null` where a leaf was: its figures say so.
           Step::Leaf(LEAF_STRING) | Step::Leaf(LEAF_SCALAR) => out.two(f64::from(SCALAR_NULL), 0.0).map(|()| at + 4),
@@ -118,14 +171,35 @@ impl Template {
           }),
           _ => number_at(text, at).and_then(|(value, end)| out.two(f64::from(SCALAR_NUMBER), value).map(|()| end)),
         },
-        Step::Leaf(unit) => array_at(text, at, unit == LEAF_STRINGS, &mut out),
-      };
-      match next {
-        Some(next) => at = next,
-        None => return false,
+        Step::Leaf(unit) => array_at(text, at, unit == LEAF_STRINGS, out),
+      }?;
+    }
+    Some(at)
+  }
+
+  /// An array at `at` of any length whose items each match `item`: its length, then each item's figures.
+  fn items_at(&self, item: &[Step], text: &[u16], mut at: usize, out: &mut Figures) -> Option<usize> {
+    if text.get(at) != Some(&0x5b) {
+      return None; // '['
+    }
+    at += 1;
+    let count_slot = out.written;
+    out.put(0.0)?;
+    if text.get(at) == Some(&0x5d) {
+      return Some(at + 1); // ']'
+    }
+    let mut count = 0u32;
+    loop {
+      at = self.steps_at(item, text, at, out)?;
+      count += 1;
+      match text.get(at) {
+        Some(0x2c) => at += 1, // ','
+        Some(0x5d) => break,   // ']'
+        _ => return None,
       }
     }
-    at == text.len()
+    out.out[count_slot] = f64::from(count);
+    Some(at + 1)
   }
 }
 
@@ -355,6 +429,9 @@ mod tests {
         "SS" => vec![LEAF_STRINGS],
         "NN" => vec![LEAF_NUMBERS],
         "X" => vec![LEAF_SCALAR],
+        "[*" => vec![LEAF_ITEMS],
+        "*]" => vec![GROUP_END],
+        "?[" => vec![LEAF_MAYBE],
         lit => units(lit),
       })
       .collect()
@@ -364,7 +441,7 @@ mod tests {
     // Figures up to the first slot left as it was (f64::MAX, which no test writes).
     let mut out = [f64::MAX; 32];
     let units = units(text);
-    let ok = Template::new(template).matches(&units, &mut out);
+    let ok = Template::new(template).unwrap().matches(&units, &mut out);
     ok.then(|| out.iter().copied().take_while(|&v| v != f64::MAX).collect())
   }
 
@@ -499,17 +576,93 @@ mod tests {
     assert!(matched(&tpl(&["SS"]), "null").is_none());
     assert!(matched(&tpl(&["NN"]), "null").is_none());
     // A null leaf's two figures need room for both.
-    assert!(!Template::new(&tpl(&["X"])).matches(&units("null"), &mut [0.0; 1]));
+    assert!(!Template::new(&tpl(&["X"]))
+      .unwrap()
+      .matches(&units("null"), &mut [0.0; 1]));
+  }
+
+  #[test]
+  fn arrays_of_items_of_one_shape_have_any_length() {
+    let t = tpl(&[
+      "{\"l\":", "[*", "{\"id\":", "N", ",\"t\":", "S", ",\"g\":", "SS", "}", "*]", ",\"n\":", "N", "}",
+    ]);
+    let text = r#"{"l":[{"id":1,"t":"a","g":["x"]},{"id":2,"t":null,"g":[]}],"n":7}"#;
+    // Two items: 1, "a" (units 19..20), ["x"] (28..29); 2, null, []; then 7.
+    assert_eq!(
+      matched(&t, text).unwrap(),
+      vec![2.0, 1.0, 19.0, 20.0, 1.0, 28.0, 29.0, 2.0, -1.0, 0.0, 0.0, 7.0]
+    );
+    assert_eq!(matched(&t, r#"{"l":[],"n":7}"#).unwrap(), vec![0.0, 7.0]);
+    for text in [
+      r#"{"l":[{"id":1,"t":"a","g":[]},],"n":7}"#, // a trailing comma
+      r#"{"l":[,],"n":7}"#,
+      r#"{"l":[{"id":1,"t":"a","g":[]} ],"n":7}"#, // whitespace
+      r#"{"l":[{"id":1,"t":"a","g":[]},{"id":1,"t":"a"}],"n":7}"#, // an item of another shape
+      r#"{"l":[{"id":1,"t":"a","g":[]},null],"n":7}"#,
+      r#"{"l":null,"n":7}"#,
+      r#"{"l":[{"id":1,"t":"a","g":[]}"#, // cut short
+      r#"{"l":{},"n":7}"#,
+    ] {
+      assert!(matched(&t, text).is_none(), "{text}");
+    }
+    // Nested: an array of arrays of items.
+    let n = tpl(&["[*", "[*", "[", "N", "]", "*]", "*]"]);
+    assert_eq!(
+      matched(&n, "[[[1],[2]],[],[[3]]]").unwrap(),
+      vec![3.0, 2.0, 1.0, 2.0, 0.0, 1.0, 3.0]
+    );
+    assert!(matched(&n, "[[[1],[2,3]]]").is_none());
+  }
+
+  #[test]
+  fn an_object_or_array_may_be_null() {
+    let t = tpl(&[
+      "[", "?[", "{\"a\":", "N", "}", "*]", ",", "?[", "[*", "?[", "[", "S", "]", "*]", "*]", "*]", "]",
+    ]);
+    assert_eq!(matched(&t, "[null,null]").unwrap(), vec![0.0, 0.0]);
+    assert_eq!(matched(&t, r#"[{"a":5},[]]"#).unwrap(), vec![1.0, 5.0, 1.0, 0.0]);
+    // {"a":null} (NaN), then a list of three: null, ["x"] (units 20..21), null.
+    let got = matched(&t, r#"[{"a":null},[null,["x"],null]]"#).unwrap();
+    assert!(got[1].is_nan());
+    assert_eq!((got[0], &got[2..]), (1.0, &[1.0, 3.0, 0.0, 1.0, 20.0, 21.0, 0.0][..]));
+    for text in [
+      "[nul,null]",
+      "[nullx,null]",
+      "[{},null]",
+      r#"[{"a":1},{}]"#,
+      r#"[[],null]"#,
+      "[null,[[]]]",
+      "[null]",
+    ] {
+      assert!(matched(&t, text).is_none(), "{text}");
+    }
+  }
+
+  #[test]
+  fn a_template_whose_items_do_not_pair_up_is_refused() {
+    for parts in [
+      &["[*", "N"][..],
+      &["N", "*]"],
+      &["[*", "*]"],
+      &["[*", "[", "N", "]", "*]", "*]"],
+      &["?[", "N"],
+      &["?[", "*]"],
+    ] {
+      assert!(Template::new(&tpl(parts)).is_none(), "{parts:?}");
+    }
+    let deep = |n: usize| [vec![LEAF_ITEMS; n], vec![LEAF_NUMBER], vec![GROUP_END; n]].concat();
+    assert!(Template::new(&deep(MAX_GROUP_DEPTH)).is_some());
+    assert!(Template::new(&deep(MAX_GROUP_DEPTH + 1)).is_none());
   }
 
   #[test]
   fn no_match_when_out_is_too_short() {
     let t = tpl(&["NN"]);
     let mut out = [0.0; 3];
-    assert!(Template::new(&t).matches(&units("[1,2]"), &mut out));
+    assert!(Template::new(&t).unwrap().matches(&units("[1,2]"), &mut out));
     assert_eq!(out, [2.0, 1.0, 2.0]);
-    assert!(!Template::new(&t).matches(&units("[1,2,3]"), &mut out));
+    assert!(!Template::new(&t).unwrap().matches(&units("[1,2,3]"), &mut out));
     let s = tpl(&["[", "S", "]"]);
-    assert!(!Template::new(&s).matches(&units("[\"x\"]"), &mut [0.0; 1]));
+    assert!(!Template::new(&s).unwrap().matches(&units("[\"x\"]"), &mut [0.0; 1]));
   }
 }
