@@ -4,16 +4,31 @@
 // client: addon (cacheService) | ioredis | ioredis-auto (the same cache written on
 // ioredis: JSON.stringify + SET EX, GET + JSON.parse); op: get | set | getOrSet (warm key)
 // | getSpread (GET of 4,096 keys in turn, each with its own profile: more keys
-// than the addon's memo of decoded hot keys holds, so every read is parsed).
+// than the addon's memo of decoded hot keys holds, so every read is parsed)
+// | getList (the same over 4,096 pages of 8 to 12 records each: lists of varying length).
 const { runWorker, profile } = require('./lib.js')
 
+/** Page `i` of a feed: 8 to 12 records, some fields null in some records. */
+function page(i) {
+  const record = (j) => ({
+    id: `post-${i}-${j}`,
+    title: j % 5 === 0 ? null : `Post ${j} of page ${i}`,
+    likes: (i * 31 + j * 7) % 1000,
+    published: j % 3 !== 0,
+    tags: ['music', 'art', 'film'].slice(0, j % 4),
+    author: { id: `user-${j}`, name: `Creator ${j}`, avatarUrl: j % 4 === 0 ? null : `https://cdn.example.com/a/${j}.png` },
+    createdAt: new Date(Date.UTC(2025, 9, 1 + (j % 28))).toISOString(),
+  })
+  return { page: i, items: Array.from({ length: 8 + (i % 5) }, (_, j) => record(j)), total: 1000 }
+}
 
 runWorker(async ({ clientName, opName, url }) => {
   const key = 'cache:user:bench'
   const loader = async () => profile
   const SPREAD = 4096
-  const spreadKeys = Array.from({ length: SPREAD }, (_, i) => `cache:user:bench-${i}`)
-  const spreadValues = spreadKeys.map((_, i) => ({ ...profile, id: `user-${i}` }))
+  const lists = opName === 'getList'
+  const spreadKeys = Array.from({ length: SPREAD }, (_, i) => (lists ? `cache:page:bench-${i}` : `cache:user:bench-${i}`))
+  const spreadValues = spreadKeys.map((_, i) => (lists ? page(i) : { ...profile, id: `user-${i}` }))
   let next = 0
   const spreadKey = () => spreadKeys[next++ & (SPREAD - 1)]
   let ops
@@ -23,10 +38,11 @@ runWorker(async ({ clientName, opName, url }) => {
     redis.configureRedis({ url })
     const { cacheService } = redis
     await cacheService.set(key, profile, 3600)
-    if (opName === 'getSpread') await cacheService.mset(spreadKeys.map((k, i) => [k, spreadValues[i]]), 3600)
+    if (opName === 'getSpread' || lists) await cacheService.mset(spreadKeys.map((k, i) => [k, spreadValues[i]]), 3600)
     ops = {
       get: () => cacheService.get(key),
       getSpread: () => cacheService.get(spreadKey()),
+      getList: () => cacheService.get(spreadKey()),
       set: () => cacheService.set(key, profile, 3600),
       getOrSet: () => cacheService.getOrSet(key, loader, 3600),
     }
@@ -40,10 +56,11 @@ runWorker(async ({ clientName, opName, url }) => {
     }
     const set = () => client.set(key, JSON.stringify(profile), 'EX', 3600)
     await set()
-    if (opName === 'getSpread') await Promise.all(spreadKeys.map((k, i) => client.set(k, JSON.stringify(spreadValues[i]), 'EX', 3600)))
+    if (opName === 'getSpread' || lists) await Promise.all(spreadKeys.map((k, i) => client.set(k, JSON.stringify(spreadValues[i]), 'EX', 3600)))
     ops = {
       get: () => get(key),
       getSpread: () => get(spreadKey()),
+      getList: () => get(spreadKey()),
       set,
       getOrSet: async () => {
         const cached = await get(key)
