@@ -636,6 +636,9 @@ describe('a shape read again and again', () => {
     const texts = [holes(4, 2), holes(4, 3), holes(0, 1), holes(5, 1), holes(6, 4), holes(2, 5)]
     for (const text of texts) expectParsed(await read('cache:shape-read-holes:', text), text)
     expect(built()).toBe(4)
+    // Leaves of two types beside an object: an array that keeps its length, whose first item reads any scalar.
+    for (const text of ['[1,{}]', '["s",{}]', '[true,{}]', '[null,{}]', '[2,{}]']) expectParsed(await read('cache:shape-read-mixed:', text), text)
+    expect(built()).toBe(3)
     const deep = (rows) => JSON.stringify({ rows: rows.map((n) => ({ cells: Array.from({ length: n }, (_, i) => ({ i, s: `${i}` })) })) })
     for (const rows of shapes) expectParsed(await read('cache:shape-read-deep:', deep(rows)), deep(rows))
     expect(built()).toBe(3)
@@ -687,6 +690,27 @@ describe('a shape read again and again', () => {
       readers += built() > 0 ? 1 : 0
     }
     expect(readers).toBeGreaterThan(15)
+  })
+
+  test('deeply nested texts are read as JSON.parse reads them, even on a small stack', async () => {
+    const deep = (leaf) => `${'['.repeat(1500)}${leaf}${']'.repeat(1500)}`
+    for (const [i, leaf] of ['1', '"x"', '{}'].entries()) await inspector.set(`cache:shape-read-deep-nest:${i}`, deep(leaf))
+    const child = `
+      const r = require('.');
+      (async () => {
+        const texts = [];
+        for (let i = 0; i < 3; i++) {
+          const value = await r.cacheService.get('cache:shape-read-deep-nest:' + i);
+          let depth = 0;
+          for (let v = value; Array.isArray(v); v = v[0]) depth++;
+          texts.push(depth);
+        }
+        console.log(JSON.stringify({ texts, stats: r.cacheService.getStats() }));
+        await r.closeRedisConnection();
+      })();`
+    const out = await runNode(child, { nodeArgs: ['--stack-size=300'] })
+    expect(out.stderr).toBe('')
+    expect(JSON.parse(out.stdout)).toMatchObject({ texts: [1500, 1500, 1500], stats: { hits: 3, errors: 0 } })
   })
 
   test('the native match refuses a text of another length than it is told, and any template id it does not hold', () => {

@@ -161,19 +161,21 @@ function fingerprint(text) {
  * second JSON.parse compiles a reader for the shape it reads then, and after
  * MAX_MISSES such changes it stays on JSON.parse. Arrays of strings, of
  * numbers, and of objects of one shape (a list of records) may have any
- * length (an empty array is taken for one of strings); other arrays keep
- * their length. Only texts of at most DECODED_MAX_TEXT
+ * length (an array empty in both texts the reader is made from is taken for
+ * one of strings); other arrays keep their length. Only texts of at most DECODED_MAX_TEXT
  * units are read this way: a string of the value is a slice of the text, and
  * keeps the text (at most that size) alive as long as it lives.
  */
-const readerOf = prefixTable('decoded-readers', () => ({ seen: 0, read: null, misses: 0, last: null }))
+// "v2": entries of this version's shape (a module of an older version, loaded
+// into the same process, keeps its own table).
+const readerOf = prefixTable('decoded-readers/v2', () => ({ seen: 0, read: null, misses: 0, last: null }))
 /** After this many changes of shape (or shapes that cannot be compiled), a prefix is read by JSON.parse for good. */
 const MAX_MISSES = 8
 /**
  * Compiled readers by source, per JS thread (worker threads each compile
  * their own); their templates live in Rust, per process, shared by threads.
  */
-const readers = runtime.shared('decoded-readers-compiled', () => new Map())
+const readers = runtime.shared('decoded-readers-compiled/v2', () => new Map())
 const MAX_READERS = 256
 /** Larger values (objects, arrays and leaves) get no reader. */
 const MAX_READER_NODES = 256
@@ -245,6 +247,10 @@ function items(text, out, i, build) {
 
 /** No shape covers both values (see `merged`). */
 const APART = Symbol('apart')
+/** In a value `merged` made: a leaf of two types, read as any scalar (as null is). */
+const ANY = Symbol('any scalar')
+/** `merged` goes no deeper: past it, values have no common shape (and no reader: see MAX_READER_NODES). */
+const MAX_MERGE_DEPTH = 64
 
 /** In a value `merged` made: an object or array that may be null. */
 class Maybe {
@@ -272,21 +278,22 @@ function arrayKind(list) {
  * A value whose reader reads both `a` and `b` (values JSON.parse made, or
  * made by `merged`), or APART: objects with the same keys in the same order,
  * arrays of one kind (an empty one joins any kind of any length), and leaves
- * of one type; two leaves of different types (or null) become null, which
- * reads any leaf, and null with an object or array becomes a Maybe of it.
+ * of one type; two leaves of different types become ANY, which reads any
+ * scalar as null does, and null with an object or array becomes a Maybe of it.
  */
-function merged(a, b) {
+function merged(a, b, depth = 0) {
+  if (depth > MAX_MERGE_DEPTH) return APART
   if (a instanceof Maybe || b instanceof Maybe || (a === null && isGroup(b)) || (b === null && isGroup(a))) {
     const x = a instanceof Maybe ? a.value : a
     const y = b instanceof Maybe ? b.value : b
-    const both = x === null ? y : y === null ? x : merged(x, y)
+    const both = x === null ? y : y === null ? x : merged(x, y, depth + 1)
     return isGroup(both) ? new Maybe(both) : APART
   }
   const leafA = typeof a !== 'object' || a === null
   const leafB = typeof b !== 'object' || b === null
   if (leafA || leafB) {
     if (!(leafA && leafB)) return APART
-    return a !== null && typeof a === typeof b ? a : null
+    return typeof a === typeof b ? a : ANY
   }
   if (Array.isArray(a) !== Array.isArray(b)) return APART
   if (Array.isArray(a)) {
@@ -297,13 +304,13 @@ function merged(a, b) {
     if (kindA !== kindB) return APART
     if (kindA === 'strings' || kindA === 'numbers') return a
     if (kindA === 'items') {
-      const item = merged(itemOf(a), itemOf(b))
+      const item = merged(itemOf(a, depth + 1), itemOf(b, depth + 1), depth + 1)
       return item === APART ? APART : [item]
     }
     if (a.length !== b.length) return APART
     const list = []
     for (let i = 0; i < a.length; i++) {
-      const item = merged(a[i], b[i])
+      const item = merged(a[i], b[i], depth + 1)
       if (item === APART) return APART
       list.push(item)
     }
@@ -316,7 +323,7 @@ function merged(a, b) {
   for (let i = 0; i < keys.length; i++) {
     const key = keys[i]
     if (key !== keysB[i]) return APART
-    const item = merged(a[key], b[key])
+    const item = merged(a[key], b[key], depth + 1)
     if (item === APART) return APART
     Object.defineProperty(both, key, { value: item, enumerable: true, writable: true, configurable: true })
   }
@@ -324,9 +331,9 @@ function merged(a, b) {
 }
 
 /** One item whose reader reads every item of `list` (of kind 'items'), or APART. */
-function itemOf(list) {
+function itemOf(list, depth = 0) {
   let item = list[0]
-  for (let i = 1; i < list.length && item !== APART; i++) item = merged(item, list[i])
+  for (let i = 1; i < list.length && item !== APART; i++) item = merged(item, list[i], depth)
   return item
 }
 
@@ -350,7 +357,8 @@ function groupParts(shape, at, marker, helper) {
 }
 
 /**
- * The template of `value` (a value JSON.parse made) and the source of the
+ * The template of `value` (a value JSON.parse made, or one `merged` made:
+ * with Maybe groups and ANY leaves) and the source of the
  * expression that builds it from `t` (the text) and `o` (OUT), reading OUT in
  * text order from `at.k` on: a number, or `k+n` once an array of any length
  * has set `k`. Null when the value has too many nodes.
@@ -371,7 +379,7 @@ function readerParts(value, at) {
       return { template: LEAF.boolean, code: `((x=o[${slot()}])<0?null:x===1)` }
   }
   if (value instanceof Maybe) return groupParts(value.value, at, LEAF.maybe, 'm')
-  if (value === null) {
+  if (value === null || value === ANY) {
     const first = slot()
     slot()
     return { template: LEAF.scalar, code: `v(t,o,${first})` }
@@ -458,7 +466,7 @@ function parseShaped(key, text) {
 
 /** JSON.parse(text), read by the reader of `key`'s prefix when the text is short enough (no memo: each read is new). */
 function parseByShape(key, text) {
-  return text.length > DECODED_MAX_TEXT ? JSON.parse(text) : parseShaped(key, text)
+  return key === undefined || text.length > DECODED_MAX_TEXT ? JSON.parse(text) : parseShaped(key, text)
 }
 
 /** JSON.parse(text), or a copy of the value kept for `key` when `text` is the text it came from. */
