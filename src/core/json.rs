@@ -178,28 +178,8 @@ impl Template {
   }
 
   /// An array at `at` of any length whose items each match `item`: its length, then each item's figures.
-  fn items_at(&self, item: &[Step], text: &[u16], mut at: usize, out: &mut Figures) -> Option<usize> {
-    if text.get(at) != Some(&0x5b) {
-      return None; // '['
-    }
-    at += 1;
-    let count_slot = out.written;
-    out.put(0.0)?;
-    if text.get(at) == Some(&0x5d) {
-      return Some(at + 1); // ']'
-    }
-    let mut count = 0u32;
-    loop {
-      at = self.steps_at(item, text, at, out)?;
-      count += 1;
-      match text.get(at) {
-        Some(0x2c) => at += 1, // ','
-        Some(0x5d) => break,   // ']'
-        _ => return None,
-      }
-    }
-    out.out[count_slot] = f64::from(count);
-    Some(at + 1)
+  fn items_at(&self, item: &[Step], text: &[u16], at: usize, out: &mut Figures) -> Option<usize> {
+    list_at(text, at, out, |at, out| self.steps_at(item, text, at, out))
   }
 }
 
@@ -235,7 +215,26 @@ impl Figures<'_> {
 }
 
 /// An array of strings (or numbers) at `at`, of any length: its length, then its items' figures.
-fn array_at(text: &[u16], mut at: usize, strings: bool, out: &mut Figures) -> Option<usize> {
+fn array_at(text: &[u16], at: usize, strings: bool, out: &mut Figures) -> Option<usize> {
+  list_at(text, at, out, |at, out| {
+    if strings {
+      out.string(at, string_at(text, at)?)
+    } else {
+      let (value, end) = number_at(text, at)?;
+      out.put(value).map(|()| end)
+    }
+  })
+}
+
+/// An array at `at` of any length, each item read by `item` (from where it
+/// starts to where it ends, its figures in `out`): the array's length goes
+/// first, then the items' figures.
+fn list_at(
+  text: &[u16],
+  mut at: usize,
+  out: &mut Figures,
+  mut item: impl FnMut(usize, &mut Figures) -> Option<usize>,
+) -> Option<usize> {
   if text.get(at) != Some(&0x5b) {
     return None; // '['
   }
@@ -247,13 +246,7 @@ fn array_at(text: &[u16], mut at: usize, strings: bool, out: &mut Figures) -> Op
   }
   let mut count = 0u32;
   loop {
-    at = if strings {
-      out.string(at, string_at(text, at)?)?
-    } else {
-      let (value, end) = number_at(text, at)?;
-      out.put(value)?;
-      end
-    };
+    at = item(at, out)?;
     count += 1;
     match text.get(at) {
       Some(0x2c) => at += 1, // ','
