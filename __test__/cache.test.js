@@ -482,19 +482,24 @@ describe('a shape read again and again', () => {
     expect(built()).toBe(0)
   })
 
+  /** The leaves and keys of the random values read below (see randomValues). */
+  const RANDOM_READS = {
+    numbers: [0, -0, 1.5, -2e-7, 123456789012, 1e300, 2 ** 53 + 2, 0.1 + 0.2],
+    strings: ['', 'x', 'caf\u00e9', '\u2028', '"q"', '\n', '\\', '😀', (random) => 'a'.repeat(random(50))],
+    others: [(random) => random(3), (random) => random(2) === 0],
+    keys: ['__proto__', '"]);process.abort();//', '\\', '\u2028', 'then', '0', '10', '-1', '', 'a b', 'ü', '`$' + '{x}`', 'constructor'],
+    longArrays: false,
+  }
+
+  /** A seeded random source: `random(n)` is an integer below n. */
+  const seeded = (seed) => (n) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0
+    return seed % n
+  }
+
   test('random values of one shape each, with random leaves, are read as JSON.parse reads them', async () => {
-    const make = randomValues(23, {
-      numbers: [0, -0, 1.5, -2e-7, 123456789012, 1e300, 2 ** 53 + 2, 0.1 + 0.2],
-      strings: ['', 'x', 'caf\u00e9', '\u2028', '"q"', '\n', '\\', '😀', (random) => 'a'.repeat(random(50))],
-      others: [(random) => random(3), (random) => random(2) === 0],
-      keys: ['__proto__', '"]);process.abort();//', '\\', '\u2028', 'then', '0', '10', '-1', '', 'a b', 'ü', '`$' + '{x}`', 'constructor'],
-      longArrays: false,
-    })
-    let seed = 5
-    const random = (n) => {
-      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0
-      return seed % n
-    }
+    const make = randomValues(23, RANDOM_READS)
+    const random = seeded(5)
     const leaves = {
       string: ['', 'y', 'né', '😀😀', 'tab\there', 'a"b', 'z'.repeat(70), '\u001f'],
       number: [0, -0, 3, -1.25, 6.02e23, 1e-300, 4294967296],
@@ -645,18 +650,8 @@ describe('a shape read again and again', () => {
   })
 
   test('random lists of random records are read as JSON.parse reads them', async () => {
-    const make = randomValues(41, {
-      numbers: [0, -0, 1.5, -2e-7, 123456789012, 1e300, 2 ** 53 + 2, 0.1 + 0.2],
-      strings: ['', 'x', 'caf\u00e9', '\u2028', '"q"', '\n', '\\', '😀', (random) => 'a'.repeat(random(50))],
-      others: [(random) => random(3), (random) => random(2) === 0],
-      keys: ['__proto__', '"]);process.abort();//', '\\', '\u2028', 'then', '0', '10', '-1', '', 'a b', 'ü', '`$' + '{x}`', 'constructor'],
-      longArrays: false,
-    })
-    let seed = 9
-    const random = (n) => {
-      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0
-      return seed % n
-    }
+    const make = randomValues(41, RANDOM_READS)
+    const random = seeded(9)
     /** A record like `v`: leaves changed or null, objects null, arrays of strings and lists of records of other lengths. */
     const vary = (v, depth = 0) => {
       if (v === null) return [null, 'was null', -0, 7.5, true][random(5)]
