@@ -491,6 +491,24 @@ describe('a shape read again and again', () => {
     longArrays: false,
   }
 
+  /**
+   * Reads `reads` texts under each of `count` prefixes `${name}<n>:`, each
+   * prefix's value made by `make()`: the value itself twice, then `vary(value)`;
+   * each read as JSON.parse reads it. Resolves how many prefixes had a read built by a reader.
+   */
+  const readersOver = async (count, name, make, reads, vary) => {
+    let readers = 0
+    for (let v = 0; v < count; v++) {
+      const value = make()
+      for (let i = 0; i < reads; i++) {
+        const text = JSON.stringify(i < 2 ? value : vary(value))
+        expectParsed(await read(`${name}${v}:`, text), text)
+      }
+      readers += built() > 0 ? 1 : 0
+    }
+    return readers
+  }
+
   /** A seeded random source: `random(n)` is an integer below n. */
   const seeded = (seed) => (n) => {
     seed = (Math.imul(seed, 1103515245) + 12345) >>> 0
@@ -521,16 +539,7 @@ describe('a shape read again and again', () => {
       for (const k of Object.keys(v)) Object.defineProperty(o, k, { value: vary(v[k]), enumerable: true, writable: true, configurable: true })
       return o
     }
-    let readers = 0
-    for (let v = 0; v < 40; v++) {
-      const value = { root: make(1), other: make(1) }
-      const prefix = `cache:shape-read-${v}:`
-      for (let i = 0; i < 6; i++) {
-        const text = JSON.stringify(i < 2 ? value : vary(value))
-        expectParsed(await read(prefix, text), text)
-      }
-      readers += built() > 0 ? 1 : 0
-    }
+    const readers = await readersOver(40, 'cache:shape-read-', () => ({ root: make(1), other: make(1) }), 6, vary)
     // Most of them were read by a compiled reader.
     expect(readers).toBeGreaterThan(20)
   })
@@ -672,18 +681,12 @@ describe('a shape read again and again', () => {
       for (const k of Object.keys(v)) Object.defineProperty(o, k, { value: vary(v[k], depth + 1), enumerable: true, writable: true, configurable: true })
       return o
     }
-    let readers = 0
-    for (let v = 0; v < 30; v++) {
+    const list = () => {
       let item = make(1)
       if (typeof item !== 'object' || item === null || Array.isArray(item)) item = { only: item }
-      const list = { items: [item, vary(item), vary(item)], sub: [{ inner: [item] }] }
-      const prefix = `cache:shape-read-lists-${v}:`
-      for (let i = 0; i < 8; i++) {
-        const text = JSON.stringify(i < 2 ? list : vary(list))
-        expectParsed(await read(prefix, text), text)
-      }
-      readers += built() > 0 ? 1 : 0
+      return { items: [item, vary(item), vary(item)], sub: [{ inner: [item] }] }
     }
+    const readers = await readersOver(30, 'cache:shape-read-lists-', list, 8, vary)
     expect(readers).toBeGreaterThan(15)
   })
 
