@@ -198,7 +198,7 @@ export declare function fencingKey(key: string): string
 /** `text` with SCAN-pattern characters escaped, so that it matches only itself. */
 export declare function globEscape(text: string): string
 
-/** Closes the template that `JSON_LEAF_ITEMS` or `JSON_LEAF_MAYBE` opened. */
+/** Closes the template that `JSON_LEAF_ITEMS`, `JSON_LEAF_MAYBE` or `JSON_LEAF_OPTIONAL` opened. */
 export declare const JSON_GROUP_END: number
 
 /** A template's boolean leaf. */
@@ -215,6 +215,9 @@ export declare const JSON_LEAF_NUMBER: number
 
 /** A template's array of numbers (any length). */
 export declare const JSON_LEAF_NUMBERS: number
+
+/** A template's object member that may be absent: its template (`,"key":` and the value's) follows, up to `JSON_GROUP_END`. */
+export declare const JSON_LEAF_OPTIONAL: number
 
 /** A template's leaf that was `null` (null, a boolean, a number or a string). */
 export declare const JSON_LEAF_SCALAR: number
@@ -253,7 +256,8 @@ export declare function jsonPlain(text: string): boolean
 /**
  * Registers a template (the JSON text of a shape with its leaves replaced by
  * the `JSON_LEAF_*` units) and returns its id; null when MAX_TEMPLATES are
- * kept, or when its groups (`JSON_LEAF_ITEMS`, `JSON_LEAF_MAYBE` … `JSON_GROUP_END`) do not pair up.
+ * kept, or when its groups (`JSON_LEAF_ITEMS`, `JSON_LEAF_MAYBE`, `JSON_LEAF_OPTIONAL` …
+ * `JSON_GROUP_END`) do not pair up.
  */
 export declare function jsonTemplate(template: string): number | null
 

@@ -863,6 +863,7 @@ module.exports.JSON_LEAF_ITEMS = nativeBinding.JSON_LEAF_ITEMS
 module.exports.JSON_LEAF_MAYBE = nativeBinding.JSON_LEAF_MAYBE
 module.exports.JSON_LEAF_NUMBER = nativeBinding.JSON_LEAF_NUMBER
 module.exports.JSON_LEAF_NUMBERS = nativeBinding.JSON_LEAF_NUMBERS
+module.exports.JSON_LEAF_OPTIONAL = nativeBinding.JSON_LEAF_OPTIONAL
 module.exports.JSON_LEAF_SCALAR = nativeBinding.JSON_LEAF_SCALAR
 module.exports.JSON_LEAF_STRING = nativeBinding.JSON_LEAF_STRING
 module.exports.JSON_LEAF_STRINGS = nativeBinding.JSON_LEAF_STRINGS

@@ -393,40 +393,43 @@ describe('a shape read again and again', () => {
       expect(built()).toBe(1)
       return own
     }
+    // Each: [text, whether the prefix starts over]. Else one shape covers the reader's and the
+    // text's value (an escape or a space in the text, a member the reader has not, a leaf of another
+    // type, an object null): a reader for it is made at once, and reads on.
     const others = [
-      base.replace('"x"', '"x\\"y"'),
-      base.replace('"x"', '"\\u0041"'),
-      base.replace('"x"', '"\\n"'),
-      base.replace('"x"', '"\\\\"'),
-      base.replace('"n":1', '"n":"1"'),
-      base.replace('"z":null', '"z":[]'),
-      base.replace('"z":null', '"z":{}'),
-      base.replace('"s":["p","q"]', '"s":null'),
-      base.replace('"m":[1,2.5]', '"m":null'),
-      base.replace('"o":{"k":"v"}', '"o":null'),
-      base.replace('"mix":[1,"two",{"t":3}]', '"mix":null'),
-      base.replace('"b":true', '"b":1'),
-      base.replace('"o":{"k":"v"}', '"o":{"k":"v","extra":1}'),
-      base.replace('"o":{"k":"v"}', '"o":{}'),
-      base.replace('"a":"x","n":1', '"n":1,"a":"x"'),
-      base.replace('"mix":[1,"two",{"t":3}]', '"mix":[1,"two"]'),
-      base.replace('"mix":[1,"two",{"t":3}]', '"mix":[1,"two",{"t":3},4]'),
-      base.replace('"s":["p","q"]', '"s":["p",1]'),
-      base.replace('"m":[1,2.5]', '"m":[1,"2"]'),
-      base.replace('"2":"two",', ''),
-      base.replace('{"2"', '{ "2"'),
-      base.replace('"n":1', '"n": 1'),
-      base.replace('"k":"v"', '"\\u006b":"v"'),
-      `${base}\n`,
-      ` ${base}`,
+      [base.replace('"x"', '"x\\"y"'), false],
+      [base.replace('"x"', '"\\u0041"'), false],
+      [base.replace('"x"', '"\\n"'), false],
+      [base.replace('"x"', '"\\\\"'), false],
+      [base.replace('"n":1', '"n":"1"'), false],
+      [base.replace('"z":null', '"z":[]'), false],
+      [base.replace('"z":null', '"z":{}'), false],
+      [base.replace('"s":["p","q"]', '"s":null'), false],
+      [base.replace('"m":[1,2.5]', '"m":null'), false],
+      [base.replace('"o":{"k":"v"}', '"o":null'), false],
+      [base.replace('"mix":[1,"two",{"t":3}]', '"mix":null'), false],
+      [base.replace('"b":true', '"b":1'), false],
+      [base.replace('"o":{"k":"v"}', '"o":{"k":"v","extra":1}'), false],
+      [base.replace('"o":{"k":"v"}', '"o":{}'), true],
+      [base.replace('"a":"x","n":1', '"n":1,"a":"x"'), true],
+      [base.replace('"mix":[1,"two",{"t":3}]', '"mix":[1,"two"]'), true],
+      [base.replace('"mix":[1,"two",{"t":3}]', '"mix":[1,"two",{"t":3},4]'), true],
+      [base.replace('"s":["p","q"]', '"s":["p",1]'), true],
+      [base.replace('"m":[1,2.5]', '"m":[1,"2"]'), true],
+      [base.replace('"2":"two",', ''), true],
+      [base.replace('{"2"', '{ "2"'), false],
+      [base.replace('"n":1', '"n": 1'), false],
+      [base.replace('"k":"v"', '"\\u006b":"v"'), false],
+      [`${base}\n`, false],
+      [` ${base}`, false],
     ]
-    for (const text of others) {
+    for (const [text, startsOver] of others) {
       const own = await compiledFor()
       expectParsed(await read(own, text), text)
       expect(built()).toBe(0)
-      // The prefix starts over: JSON.parse twice, then the reader again.
+      // The prefix starts over: JSON.parse twice, then the reader again; or its reader reads on.
       for (let i = 0; i < 3; i++) expectParsed(await read(own, base), base)
-      expect(built()).toBe(1)
+      expect(built()).toBe(startsOver ? 1 : 3)
     }
     // A text JSON.parse refuses is a miss and an error, whatever the reader.
     const refused = [
@@ -473,8 +476,10 @@ describe('a shape read again and again', () => {
     }
     // After MAX_MISSES (8) changes of shape, a prefix is read by JSON.parse for good.
     const own = await compiledFor()
-    for (let miss = 0; miss < 8; miss++) {
-      expectParsed(await read(own, others[miss]), others[miss])
+    const apart = [...others.filter(([, startsOver]) => startsOver).map(([text]) => text), base.replace('"a":"x"', '"a":{"x":1}')]
+    expect(apart.length).toBe(8)
+    for (const text of apart) {
+      expectParsed(await read(own, text), text)
       for (let i = 0; i < 2; i++) expectParsed(await read(own, base), base)
     }
     expect(built()).toBe(0)
@@ -688,6 +693,116 @@ describe('a shape read again and again', () => {
     }
     const readers = await readersOver(30, 'cache:shape-read-lists-', list, 8, vary)
     expect(readers).toBeGreaterThan(15)
+  })
+
+  test('members absent from some values are read by a reader that grows to cover them, and all else by JSON.parse', async () => {
+    // Values written from objects whose fields may be undefined (JSON.stringify leaves them out).
+    const user = (i, absent = '') => {
+      const o = { id: i, email: `u${i}@example.com`, name: `user ${i}`, avatar: `/a/${i}.png`, org: { id: `o${i}`, seats: i }, tags: ['a', 'b'].slice(0, i % 3), live: i % 2 === 0 }
+      for (const key of absent.split(',')) if (key.startsWith('org.')) delete o.org[key.slice(4)]; else delete o[key]
+      return JSON.stringify(o)
+    }
+    const prefix = 'cache:shape-read-optional:'
+    for (const text of [user(1), user(2)]) expectParsed(await read(prefix, text), text)
+    expect(built()).toBe(0)
+    // A member absent: JSON.parse reads it, and the reader made then reads both shapes (and the first stays read).
+    for (const absent of ['email', 'email', '', 'avatar,org.seats', 'email', 'email,avatar', '', 'org.seats']) {
+      const text = user(7, absent)
+      expectParsed(await read(prefix, text), text)
+    }
+    // Misses: the first 'email', then 'avatar,org.seats' (new absent members); the rest are built.
+    expect(built()).toBe(6)
+    for (const absent of ['', 'email,avatar,org.seats', 'avatar', 'org.seats', 'email,org', 'live']) {
+      const text = user(8, absent)
+      expectParsed(await read(prefix, text), text)
+      // 'org' and 'live' were never absent: each is read by JSON.parse once, and from then on by a reader.
+      expect(built()).toBe(['email,org', 'live'].includes(absent) ? 0 : 1)
+    }
+    for (const absent of ['email,org', 'live,org,email', 'tags']) {
+      const text = user(9, absent)
+      expectParsed(await read(prefix, text), text)
+    }
+    expect(built()).toBe(2)
+    // Each under a prefix whose reader reads 'avatar' absent: [text, whether the next read, 'email' absent, is built].
+    const others = [
+      // A member of another shape, or members in another order: the prefix starts over.
+      [user(3).replace('"email":"u3@example.com"', '"email":{"at":"x"}'), false],
+      [user(3).replace('"org":{"id":"o3","seats":3}', '"org":{"seats":3,"id":"o3"}'), false],
+      [user(3, 'avatar').replace(',"tags"', ',"avatar":"/b.png","tags"'), false],
+      // A member twice (JSON.parse keeps the last value, in the first place): of the shape, with 'email' present.
+      [user(3).replace('"name"', '"email":"v@example.com","name"'), false],
+      // Members no value had: the reader grows to cover them.
+      [user(3).replace('"email"', '"mail"'), true],
+      [user(3, 'email'), true],
+    ]
+    for (const [i, [text, next]] of others.entries()) {
+      const own = `cache:shape-read-optional-${i}:`
+      for (const base of [user(1), user(2), user(3, 'avatar'), user(4, 'avatar')]) expectParsed(await read(own, base), base)
+      expect(built()).toBe(1)
+      expectParsed(await read(own, text), text)
+      expect(built()).toBe(0)
+      expectParsed(await read(own, user(5, 'email')), user(5, 'email'))
+      expect(built()).toBe(next ? 1 : 0)
+    }
+    // Lists of records whose records leave out different members.
+    const post = (i) => JSON.stringify({ id: i, ...(i % 2 ? { title: `t${i}` } : {}), body: 'b', ...(i % 3 ? {} : { by: { name: `n${i}`, ...(i % 5 ? {} : { url: '/u' }) } }) })
+    const page = (n, from) => `{"items":[${Array.from({ length: n }, (_, i) => post(from + i)).join(',')}],"n":${n}}`
+    // The first two pages have no 'by'; page(4, 3) brings it (3, 6), and page(11, 20) its 'url' (30): two misses.
+    const pages = [page(2, 1), page(2, 7), page(4, 3), page(0, 0), page(3, 12), page(11, 20), page(1, 1), page(6, 0)]
+    for (const text of pages) expectParsed(await read('cache:shape-read-optional-list:', text), text)
+    expect(built()).toBe(pages.length - 4)
+    // An absent first member, and "__proto__" where it would be stored, make no shape: the reader
+    // is made for the second text alone, the first text's shape is a miss, and the prefix starts over.
+    const refused = [
+      ['{"a":1,"b":2}', '{"b":2}', '{"a":5,"b":6}', '{"b":4}'],
+      ['{"a":1,"__proto__":{"p":1},"b":2}', '{"a":1,"b":2}', '{"a":3,"__proto__":null,"b":4}', '{"a":1,"b":2}'],
+      ['{"a":1,"b":2,"__proto__":3}', '{"a":1,"__proto__":3}', '{"a":1,"b":2,"__proto__":3}', '{"a":1,"__proto__":4}'],
+    ]
+    for (const [i, texts] of refused.entries()) {
+      for (const text of texts) expectParsed(await read(`cache:shape-read-optional-refused-${i}:`, text), text)
+      expect(built()).toBe(0)
+    }
+    // "__proto__" before the first optional member is an own property of the literal.
+    const proto = ['{"__proto__":{"p":1},"a":1,"b":2}', '{"__proto__":{"p":2},"a":1}', '{"__proto__":{"p":3},"a":1}', '{"__proto__":{"p":4},"a":2,"b":3}']
+    for (const text of proto) expectParsed(await read('cache:shape-read-optional-proto:', text), text)
+    expect(built()).toBe(2)
+    // Integer-like keys come first in JSON.parse's order, as in the text JSON.stringify writes.
+    const indexed = ['{"1":"x","a":1}', '{"1":"x","2":"y","a":1}', '{"1":"z","a":2}', '{"1":"x","2":"y","a":1}', '{"1":"x","2":"y"}']
+    for (const text of indexed) expectParsed(await read('cache:shape-read-optional-indexed:', text), text)
+    expect(built()).toBe(2)
+  })
+
+  test('random values with members left out are read as JSON.parse reads them', async () => {
+    const make = randomValues(57, RANDOM_READS)
+    const random = seeded(13)
+    /** The value with some members left out (never an object's first) and its leaves changed or null. */
+    const vary = (v) => {
+      if (v === null) return [null, 'was null', -0, 7.5, true][random(5)]
+      if (typeof v !== 'object') {
+        if (random(5) === 0) return null
+        if (typeof v === 'string') return ['', 'y', '😀', 'z'.repeat(30)][random(4)]
+        return typeof v === 'number' ? [0, -0, 3, -1.25][random(4)] : random(2) === 0
+      }
+      if (Array.isArray(v)) {
+        if (v.length > 0 && v.every((x) => typeof x === 'object' && x !== null && !Array.isArray(x))) {
+          return Array.from({ length: random(4) }, () => vary(v[random(v.length)]))
+        }
+        return v.map(vary)
+      }
+      const o = {}
+      for (const [i, k] of Object.keys(v).entries()) {
+        if (i > 0 && random(3) === 0) continue
+        Object.defineProperty(o, k, { value: vary(v[k]), enumerable: true, writable: true, configurable: true })
+      }
+      return o
+    }
+    const record = () => {
+      let item = make(1)
+      if (typeof item !== 'object' || item === null || Array.isArray(item)) item = { only: item }
+      return { id: 1, item, list: [item, vary(item)], more: 'x' }
+    }
+    const readers = await readersOver(40, 'cache:shape-read-absent-', record, 10, vary)
+    expect(readers).toBeGreaterThan(20)
   })
 
   test('deeply nested texts are read as JSON.parse reads them, even on a small stack', async () => {

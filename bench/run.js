@@ -7,7 +7,7 @@
 // client — the addon and ioredis alike — trusts it through NODE_EXTRA_CA_CERTS.
 // raw: GET/SET through getRedisClient(); cache: cacheService get/getSpread/set/getOrSet of a ~1 KB
 // profile against the same cache written on ioredis (and, with --ops getList, reads of pages of
-// 8 to 12 records: lists of varying length).
+// 8 to 12 records: lists of varying length; getSparse, the same pages with fields left out).
 // limit: checkLimit when every call is allowed, and a flood from one identifier
 // over its limit, against the seed's sorted-set script on ioredis; per decision,
 // the server's time (INFO commandstats) and redis-server's CPU (/proc), and the

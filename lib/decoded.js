@@ -166,16 +166,16 @@ function fingerprint(text) {
  * units are read this way: a string of the value is a slice of the text, and
  * keeps the text (at most that size) alive as long as it lives.
  */
-// "v2": entries of this version's shape (a module of an older version, loaded
+// "v3": entries of this version's shape (a module of an older version, loaded
 // into the same process, keeps its own table).
-const readerOf = prefixTable('decoded-readers/v2', () => ({ seen: 0, read: null, misses: 0, last: null }))
+const readerOf = prefixTable('decoded-readers/v3', () => ({ seen: 0, read: null, shape: null, misses: 0, last: null }))
 /** After this many changes of shape (or shapes that cannot be compiled), a prefix is read by JSON.parse for good. */
 const MAX_MISSES = 8
 /**
  * Compiled readers by source, per JS thread (worker threads each compile
  * their own); their templates live in Rust, per process, shared by threads.
  */
-const readers = runtime.shared('decoded-readers-compiled/v2', () => new Map())
+const readers = runtime.shared('decoded-readers-compiled/v3', () => new Map())
 const MAX_READERS = 256
 /** Larger values (objects, arrays and leaves) get no reader. */
 const MAX_READER_NODES = 256
@@ -185,10 +185,11 @@ const MAX_READER_NODES = 256
  */
 const OUT = new Float64Array(DECODED_MAX_TEXT + 2)
 const { JSON_LEAF_STRING, JSON_LEAF_NUMBER, JSON_LEAF_BOOLEAN, JSON_LEAF_STRINGS, JSON_LEAF_NUMBERS, JSON_LEAF_SCALAR } = native
-const { JSON_LEAF_ITEMS, JSON_LEAF_MAYBE, JSON_GROUP_END, JSON_SCALAR_FALSE, JSON_SCALAR_TRUE, JSON_SCALAR_NUMBER } = native
+const { JSON_LEAF_ITEMS, JSON_LEAF_MAYBE, JSON_LEAF_OPTIONAL, JSON_GROUP_END, JSON_SCALAR_FALSE, JSON_SCALAR_TRUE, JSON_SCALAR_NUMBER } = native
 const LEAF = {
   items: String.fromCharCode(JSON_LEAF_ITEMS),
   maybe: String.fromCharCode(JSON_LEAF_MAYBE),
+  optional: String.fromCharCode(JSON_LEAF_OPTIONAL),
   end: String.fromCharCode(JSON_GROUP_END),
   string: String.fromCharCode(JSON_LEAF_STRING),
   number: String.fromCharCode(JSON_LEAF_NUMBER),
@@ -222,7 +223,7 @@ function numbers(out, i) {
   return items
 }
 
-/** Where in OUT the last group built by `items` or `maybe` ended. */
+/** Where in OUT the last group built by `items`, `maybe` or `present` ended. */
 const END = { k: 0 }
 
 /** Null, or the object or array built by `build`, from `out` at `i` (0 for null; else 1, then its figures). */
@@ -230,6 +231,16 @@ function maybe(text, out, i, build) {
   if (out[i] !== 0) return build(text, out, i + 1)
   END.k = i + 1
   return null
+}
+
+/** What `present` gives for a member that is absent. */
+const ABSENT = Symbol('absent')
+
+/** ABSENT, or the member's value built by `build`, from `out` at `i` (0 when absent; else 1, then its figures). */
+function present(text, out, i, build) {
+  if (out[i] !== 0) return build(text, out, i + 1)
+  END.k = i + 1
+  return ABSENT
 }
 
 /** An array of items of one shape from `out` at `i` (its length, then each item's figures), each built by `build`. */
@@ -259,6 +270,25 @@ class Maybe {
   }
 }
 
+/** In a value `merged` made: the value of a member that one of the values has and the other has not. */
+class Optional {
+  constructor(value) {
+    this.value = value
+  }
+}
+
+/** A member's value as optional. */
+function optional(value) {
+  return value instanceof Optional ? value : new Optional(value)
+}
+
+/** The value of a member both objects have (either may be optional), or APART. */
+function mergedMember(a, b, depth) {
+  const both = merged(a instanceof Optional ? a.value : a, b instanceof Optional ? b.value : b, depth)
+  if (both === APART) return APART
+  return a instanceof Optional || b instanceof Optional ? new Optional(both) : both
+}
+
 /** An object or array (not a Maybe). */
 function isGroup(value) {
   return typeof value === 'object' && value !== null && !(value instanceof Maybe)
@@ -276,7 +306,8 @@ function arrayKind(list) {
 
 /**
  * A value whose reader reads both `a` and `b` (values JSON.parse made, or
- * made by `merged`), or APART: objects with the same keys in the same order,
+ * made by `merged`), or APART: objects whose common keys come in the same
+ * order (a key only one of them has becomes an Optional member, in its place),
  * arrays of one kind (an empty one joins any kind of any length), and leaves
  * of one type; two leaves of different types become ANY, which reads any
  * scalar as null does, and null with an object or array becomes a Maybe of it.
@@ -316,16 +347,32 @@ function merged(a, b, depth = 0) {
     }
     return list
   }
-  const keys = Object.keys(a)
+  const keysA = Object.keys(a)
   const keysB = Object.keys(b)
-  if (keys.length !== keysB.length) return APART
+  const inA = new Set(keysA)
+  const inB = new Set(keysB)
   const both = {}
-  for (let i = 0; i < keys.length; i++) {
-    const key = keys[i]
-    if (key !== keysB[i]) return APART
-    const item = merged(a[key], b[key], depth + 1)
-    if (item === APART) return APART
-    Object.defineProperty(both, key, { value: item, enumerable: true, writable: true, configurable: true })
+  const put = (key, item) => Object.defineProperty(both, key, { value: item, enumerable: true, writable: true, configurable: true })
+  let i = 0
+  let j = 0
+  while (i < keysA.length || j < keysB.length) {
+    const x = keysA[i]
+    const y = keysB[j]
+    if (i < keysA.length && x === y) {
+      const item = mergedMember(a[x], b[y], depth + 1)
+      if (item === APART) return APART
+      put(x, item)
+      i++
+      j++
+    } else if (i < keysA.length && !inB.has(x)) {
+      put(x, optional(a[x]))
+      i++
+    } else if (j < keysB.length && !inA.has(y)) {
+      put(y, optional(b[y]))
+      j++
+    } else {
+      return APART // keys both have, in another order
+    }
   }
   return both
 }
@@ -340,10 +387,11 @@ function itemOf(list, depth = 0) {
 /**
  * A group read by a function of its own (added to `at.items`) whose slots
  * count from the `k` it is given; the code calls it through `helper` (`r`:
- * items, `m`: maybe), and slots after it count from where it ended. Null when
- * the group's shape has too many nodes.
+ * items, `m`: maybe, `p`: present), and slots after it count from where it
+ * ended. `head` opens the group's template (an optional member's `,"key":`).
+ * Null when the group's shape has too many nodes.
  */
-function groupParts(shape, at, marker, helper) {
+function groupParts(shape, at, marker, helper, head = '') {
   const inner = { nodes: at.nodes, k: 0, base: true, items: at.items }
   const part = readerParts(shape, inner)
   if (part === null) return null
@@ -353,12 +401,57 @@ function groupParts(shape, at, marker, helper) {
   const i = at.base ? `k+${at.k++}` : `${at.k++}`
   at.base = true
   at.k = 0
-  return { template: `${marker}${part.template}${LEAF.end}`, code: `(a=${helper}(t,o,${i},${build}),k=e.k,a)` }
+  return { template: `${marker}${head}${part.template}${LEAF.end}`, code: `(a=${helper}(t,o,${i},${build}),k=e.k,a)` }
+}
+
+/**
+ * An object with optional members, read by a function of its own: the
+ * members up to the first optional one in an object literal, then each
+ * member stored in text order, an optional one only when the text has it
+ * (`,"key":` right there: the template's optional group). Its first member
+ * may not be optional (each optional one opens with a comma), nor may
+ * "__proto__" come after an optional one (a store would set the prototype).
+ * Null when it has too many nodes, or either of those.
+ */
+function objectParts(value, keys, at) {
+  if (value[keys[0]] instanceof Optional) return null
+  const inner = { nodes: at.nodes, k: 0, base: true, items: at.items }
+  const template = []
+  const literal = []
+  const stores = []
+  for (const key of keys) {
+    const name = JSON.stringify(key)
+    const member = value[key]
+    const head = `${template.length === 0 ? '' : ','}${name}:`
+    if (member instanceof Optional || stores.length > 0) {
+      if (key === '__proto__') return null
+      if (stores.length === 0) stores.push(`const y={${literal.join(',')}};`)
+    }
+    if (member instanceof Optional) {
+      const part = groupParts(member.value, inner, LEAF.optional, 'p', head)
+      if (part === null) return null
+      template.push(part.template)
+      stores.push(`if((a=${part.code})!==u)y[${name}]=a;`)
+      continue
+    }
+    const part = readerParts(member, inner)
+    if (part === null) return null
+    template.push(`${head}${part.template}`)
+    if (stores.length === 0) literal.push(`${key === '__proto__' ? `[${name}]` : name}:${part.code}`)
+    else stores.push(`y[${name}]=${part.code};`)
+  }
+  at.nodes = inner.nodes
+  const build = `f${at.items.length}`
+  at.items.push(`const ${build}=function(t,o,k){let a,x;${stores.join('')}e.k=k+${inner.k};return y};`)
+  const i = at.base ? `k+${at.k}` : `${at.k}`
+  at.base = true
+  at.k = 0
+  return { template: `{${template.join('')}}`, code: `(a=${build}(t,o,${i}),k=e.k,a)` }
 }
 
 /**
  * The template of `value` (a value JSON.parse made, or one `merged` made:
- * with Maybe groups and ANY leaves) and the source of the
+ * with Maybe groups, Optional members and ANY leaves) and the source of the
  * expression that builds it from `t` (the text) and `o` (OUT), reading OUT in
  * text order from `at.k` on: a number, or `k+n` once an array of any length
  * has set `k`. Null when the value has too many nodes.
@@ -406,9 +499,11 @@ function readerParts(value, at) {
     if (parts.includes(null)) return null
     return { template: `[${parts.map((p) => p.template).join(',')}]`, code: `[${parts.map((p) => p.code).join(',')}]` }
   }
+  const keys = Object.keys(value)
+  if (keys.some((key) => value[key] instanceof Optional)) return objectParts(value, keys, at)
   const template = []
   const code = []
-  for (const key of Object.keys(value)) {
+  for (const key of keys) {
     const name = JSON.stringify(key)
     const part = readerParts(value[key], at)
     if (part === null) return null
@@ -424,12 +519,12 @@ function readerFor(value) {
   const at = { nodes: MAX_READER_NODES, k: 0, base: false, items: [] }
   const parts = readerParts(value, at)
   if (parts === null) return null
-  const source = `const{s,n,v,r,m,e}=h;${at.items.join('')}return function(t,o){let k=0,a,x;return ${parts.code}}`
+  const source = `const{s,n,v,r,m,p,u,e}=h;${at.items.join('')}return function(t,o){let k=0,a,x;return ${parts.code}}`
   // null: MAX_READERS shapes kept, or code generation refused, or Rust keeps no more templates.
   // The source says all the template says (keys, nesting, each leaf's kind), so it alone names the reader.
   const made = compiled(readers, MAX_READERS, ['h'], source, (factory) => {
     const id = native.jsonTemplate(parts.template)
-    return id === null ? null : { id, build: factory({ s: strings, n: numbers, v: scalar, r: items, m: maybe, e: END }) }
+    return id === null ? null : { id, build: factory({ s: strings, n: numbers, v: scalar, r: items, m: maybe, p: present, u: ABSENT, e: END }) }
   })
   return made ?? null
 }
@@ -440,11 +535,16 @@ function parseShaped(key, text) {
   const read = entry.read
   if (read !== null) {
     if (native.jsonMatch(read.id, text, text.length, OUT)) return read.build(text, OUT)
-    // Another shape: JSON.parse reads it (or throws), and the prefix starts over.
+    // Another shape: JSON.parse reads it (or throws), and the prefix starts over…
+    const shape = entry.shape
     entry.read = null
+    entry.shape = null
     entry.seen = 0
     entry.misses++
-    return JSON.parse(text)
+    const value = JSON.parse(text)
+    // …unless one shape covers the old and this one (a member absent, or only in this one…): its reader reads on.
+    if (entry.misses < MAX_MISSES && typeof value === 'object' && value !== null) widen(entry, merged(shape, value))
+    return value
   }
   const value = JSON.parse(text)
   if (typeof value === 'object' && value !== null && entry.misses < MAX_MISSES) {
@@ -455,13 +555,23 @@ function parseShaped(key, text) {
     }
     const both = entry.last === null ? APART : merged(JSON.parse(entry.last), value)
     entry.last = null
-    entry.read = readerFor(both === APART ? value : both)
-    if (entry.read === null) {
+    // A shape both have, else (none, or one with no reader: an absent first member…) this text's.
+    if (!widen(entry, both) && !widen(entry, value)) {
       entry.seen = 0
       entry.misses++
     }
   }
   return value
+}
+
+/** Whether a reader for `shape` (not APART) was made: the prefix's texts are read by it from now on. */
+function widen(entry, shape) {
+  if (shape === APART) return false
+  entry.read = readerFor(shape)
+  if (entry.read === null) return false
+  entry.shape = shape
+  entry.seen = 2
+  return true
 }
 
 /** JSON.parse(text), read by the reader of `key`'s prefix when the text is short enough (no memo: each read is new). */

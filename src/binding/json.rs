@@ -41,12 +41,15 @@ pub const JSON_LEAF_NUMBERS: u32 = json::LEAF_NUMBERS as u32;
 /// A template's array of items of one shape (any length): the item's template follows, up to `JSON_GROUP_END`.
 #[napi]
 pub const JSON_LEAF_ITEMS: u32 = json::LEAF_ITEMS as u32;
-/// Closes the template that `JSON_LEAF_ITEMS` or `JSON_LEAF_MAYBE` opened.
+/// Closes the template that `JSON_LEAF_ITEMS`, `JSON_LEAF_MAYBE` or `JSON_LEAF_OPTIONAL` opened.
 #[napi]
 pub const JSON_GROUP_END: u32 = json::GROUP_END as u32;
 /// A template's object or array that may be null: its template follows, up to `JSON_GROUP_END`.
 #[napi]
 pub const JSON_LEAF_MAYBE: u32 = json::LEAF_MAYBE as u32;
+/// A template's object member that may be absent: its template (`,"key":` and the value's) follows, up to `JSON_GROUP_END`.
+#[napi]
+pub const JSON_LEAF_OPTIONAL: u32 = json::LEAF_OPTIONAL as u32;
 /// A template's leaf that was `null` (null, a boolean, a number or a string).
 #[napi]
 pub const JSON_LEAF_SCALAR: u32 = json::LEAF_SCALAR as u32;
@@ -77,7 +80,8 @@ thread_local! {
 
 /// Registers a template (the JSON text of a shape with its leaves replaced by
 /// the `JSON_LEAF_*` units) and returns its id; null when MAX_TEMPLATES are
-/// kept, or when its groups (`JSON_LEAF_ITEMS`, `JSON_LEAF_MAYBE` … `JSON_GROUP_END`) do not pair up.
+/// kept, or when its groups (`JSON_LEAF_ITEMS`, `JSON_LEAF_MAYBE`, `JSON_LEAF_OPTIONAL` …
+/// `JSON_GROUP_END`) do not pair up.
 #[napi]
 pub fn json_template(template: JsString) -> Result<Option<u32>> {
   let units = template.into_utf16()?;

@@ -37,13 +37,18 @@ pub const LEAF_SCALAR: u16 = 6;
 /// the matching `GROUP_END` are the template of one item. Written to `out` as
 /// its length, then each item's figures in turn.
 pub const LEAF_ITEMS: u16 = 7;
-/// Closes the template that `LEAF_ITEMS` or `LEAF_MAYBE` opened.
+/// Closes the template that `LEAF_ITEMS`, `LEAF_MAYBE` or `LEAF_OPTIONAL` opened.
 pub const GROUP_END: u16 = 8;
 /// An object or array that may be `null`: the units up to the matching
 /// `GROUP_END` are its template. Written to `out` as 0 for `null`, else as 1
 /// and then its figures.
 pub const LEAF_MAYBE: u16 = 9;
-/// How deep `LEAF_ITEMS` and `LEAF_MAYBE` may nest in one template.
+/// A member of an object that may be absent: the units up to the matching
+/// `GROUP_END` are its template, which opens with the member's text as it is
+/// (`,"key":`). Written to `out` as 0 when the text does not go on with that
+/// opening (the member is absent), else as 1 and then the member's figures.
+pub const LEAF_OPTIONAL: u16 = 10;
+/// How deep `LEAF_ITEMS`, `LEAF_MAYBE` and `LEAF_OPTIONAL` may nest in one template.
 pub const MAX_GROUP_DEPTH: usize = 8;
 /// `LEAF_SCALAR`'s first figure for `null`.
 pub const SCALAR_NULL: i32 = -1;
@@ -70,19 +75,23 @@ enum Step {
   Items(Box<[Step]>),
   /// `LEAF_MAYBE`: `null`, or a text matching these steps.
   Maybe(Box<[Step]>),
+  /// `LEAF_OPTIONAL`: nothing, or a text matching these steps, the first of
+  /// them a literal (the member's opening) that tells which.
+  Optional(Box<[Step]>),
 }
 
 /// The steps of `units` from `start` to the `GROUP_END` that closes them (at
 /// `depth` > 0) or to the end; and the index after them. None when the
 /// template is not well formed: a `GROUP_END` with nothing open, one missing,
-/// an empty group, or groups nested deeper than MAX_GROUP_DEPTH.
+/// an empty group, an optional group that does not open with a literal, or
+/// groups nested deeper than MAX_GROUP_DEPTH.
 fn steps_of(units: &[u16], start: usize, depth: usize) -> Option<(Vec<Step>, usize)> {
   let mut steps = Vec::new();
   let mut run = start;
   let mut i = start;
   while i < units.len() {
     let unit = units[i];
-    if !(LEAF_STRING..=LEAF_MAYBE).contains(&unit) {
+    if !(LEAF_STRING..=LEAF_OPTIONAL).contains(&unit) {
       i += 1;
       continue;
     }
@@ -91,16 +100,17 @@ fn steps_of(units: &[u16], start: usize, depth: usize) -> Option<(Vec<Step>, usi
     }
     match unit {
       GROUP_END => return (depth > 0 && !steps.is_empty()).then_some((steps, i + 1)),
-      LEAF_ITEMS | LEAF_MAYBE if depth < MAX_GROUP_DEPTH => {
+      LEAF_ITEMS | LEAF_MAYBE | LEAF_OPTIONAL if depth < MAX_GROUP_DEPTH => {
         let (group, next) = steps_of(units, i + 1, depth + 1)?;
-        steps.push(if unit == LEAF_ITEMS {
-          Step::Items(group.into())
-        } else {
-          Step::Maybe(group.into())
+        steps.push(match unit {
+          LEAF_ITEMS => Step::Items(group.into()),
+          LEAF_MAYBE => Step::Maybe(group.into()),
+          _ if matches!(group.first(), Some(Step::Literal(..))) => Step::Optional(group.into()),
+          _ => return None,
         });
         i = next;
       }
-      LEAF_ITEMS | LEAF_MAYBE => return None,
+      LEAF_ITEMS | LEAF_MAYBE | LEAF_OPTIONAL => return None,
       leaf => {
         steps.push(Step::Leaf(leaf));
         i += 1;
@@ -151,6 +161,12 @@ impl Template {
           (text.get(at..at + literal.len()) == Some(literal)).then_some(at + literal.len())
         }
         Step::Items(ref item) => self.items_at(item, text, at, out),
+        Step::Optional(ref group) => match group.first() {
+          Some(&Step::Literal(start, end)) if text.get(at..at + (end - start)) == Some(&self.units[start..end]) => {
+            out.put(1.0).and_then(|()| self.steps_at(group, text, at, out))
+          }
+          _ => out.put(0.0).map(|()| at),
+        },
         Step::Maybe(_) if starts_with(text, at, b"null") => out.put(0.0).map(|()| at + 4),
         Step::Maybe(ref group) => out.put(1.0).and_then(|()| self.steps_at(group, text, at, out)),
         _ if starts_with(text, at, b"null") => match *step {
@@ -425,6 +441,7 @@ mod tests {
         "[*" => vec![LEAF_ITEMS],
         "*]" => vec![GROUP_END],
         "?[" => vec![LEAF_MAYBE],
+        "+[" => vec![LEAF_OPTIONAL],
         lit => units(lit),
       })
       .collect()
@@ -632,6 +649,66 @@ mod tests {
   }
 
   #[test]
+  fn a_member_may_be_absent() {
+    // {"id":N, "t"?:S, "o"?:{"a":N}, "n":N, "l"?:[{"x":N, "y"?:SS}]}
+    let t = tpl(&[
+      "{\"id\":",
+      "N",
+      "+[",
+      ",\"t\":",
+      "S",
+      "*]",
+      "+[",
+      ",\"o\":{\"a\":",
+      "N",
+      "}",
+      "*]",
+      ",\"n\":",
+      "N",
+      "+[",
+      ",\"l\":",
+      "[*",
+      "{\"x\":",
+      "N",
+      "+[",
+      ",\"y\":",
+      "SS",
+      "*]",
+      "}",
+      "*]",
+      "*]",
+      "}",
+    ]);
+    assert_eq!(matched(&t, r#"{"id":1,"n":2}"#).unwrap(), vec![1.0, 0.0, 0.0, 2.0, 0.0]);
+    // "x" is units 13..14.
+    assert_eq!(
+      matched(&t, r#"{"id":1,"t":"x","n":2}"#).unwrap(),
+      vec![1.0, 1.0, 13.0, 14.0, 0.0, 2.0, 0.0]
+    );
+    assert_eq!(
+      matched(&t, r#"{"id":1,"o":{"a":3},"n":2,"l":[{"x":4},{"x":5,"y":[]}]}"#).unwrap(),
+      vec![1.0, 0.0, 1.0, 3.0, 2.0, 1.0, 2.0, 4.0, 0.0, 5.0, 1.0, 0.0]
+    );
+    // A member present with a null leaf.
+    let got = matched(&t, r#"{"id":1,"t":null,"n":2}"#).unwrap();
+    assert_eq!(got, vec![1.0, 1.0, -1.0, 0.0, 0.0, 2.0, 0.0]);
+    for text in [
+      r#"{"id":1}"#,                       // a member that may not be absent
+      r#"{"id":1,"n":2,"t":"x"}"#,         // another order
+      r#"{"id":1,"t":"x","t":"x","n":2}"#, // twice
+      r#"{"id":1,"t":1,"n":2}"#,           // present, of another type
+      r#"{"id":1,"o":null,"n":2}"#,
+      r#"{"id":1,"tt":"x","n":2}"#, // another key
+      r#"{"id":1,"t" :"x","n":2}"#,
+      r#"{"id":1,,"n":2}"#,
+      r#"{"id":1,"n":2,"l":[{"y":[]}]}"#,
+      r#"{"id":1,"n":2,}"#,
+    ] {
+      assert!(matched(&t, text).is_none(), "{text}");
+    }
+  }
+
+  #[test]
   fn a_template_whose_items_do_not_pair_up_is_refused() {
     for parts in [
       &["[*", "N"][..],
@@ -640,6 +717,9 @@ mod tests {
       &["[*", "[", "N", "]", "*]", "*]"],
       &["?[", "N"],
       &["?[", "*]"],
+      &["+[", "N", "*]"], // an optional member that does not open with its key
+      &["{", "+[", "*]", "}"],
+      &["+[", ",\"a\":", "N"],
     ] {
       assert!(Template::new(&tpl(parts)).is_none(), "{parts:?}");
     }
