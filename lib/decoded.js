@@ -156,10 +156,12 @@ function fingerprint(text) {
  * as JSON.parse rounds them (Rust's parser, also correctly rounded); nothing
  * after the end. A string, number or boolean leaf may be null, and a leaf
  * that was null may be any of null, a boolean, a number or a string.
+ * A member that some values leave out (an optional one) may be absent.
  * Anything else (another shape, an object where a leaf was, an escaped
- * quote…) is read by JSON.parse, and the prefix starts over: its
- * second JSON.parse compiles a reader for the shape it reads then, and after
- * MAX_MISSES such changes it stays on JSON.parse. Arrays of strings, of
+ * quote…) is read by JSON.parse; when one shape covers the reader's and
+ * that value's (`merged`), a reader for it is compiled at once, else the
+ * prefix starts over: its second JSON.parse compiles a reader for the shape
+ * it reads then. After MAX_MISSES misses it stays on JSON.parse. Arrays of strings, of
  * numbers, and of objects of one shape (a list of records) may have any
  * length (an array empty in both texts the reader is made from is taken for
  * one of strings); other arrays keep their length. Only texts of at most DECODED_MAX_TEXT
