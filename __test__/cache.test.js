@@ -751,10 +751,16 @@ describe('a shape read again and again', () => {
     const pages = [page(2, 1), page(2, 7), page(4, 3), page(0, 0), page(3, 12), page(11, 20), page(1, 1), page(6, 0)]
     for (const text of pages) expectParsed(await read('cache:shape-read-optional-list:', text), text)
     expect(built()).toBe(pages.length - 4)
-    // An absent first member, and "__proto__" where it would be stored, make no shape: the reader
+    // Members absent before the first one that is always there (its comma after the value).
+    const leading = ['{"a":1,"b":2,"c":3}', '{"b":2}', '{"a":5,"b":6}', '{"b":4,"c":5}', '{"a":7,"b":8}', '{"a":1,"a":2,"b":3}', '{"b":1,"a":2}', '{"b":0}']
+    for (const text of leading) expectParsed(await read('cache:shape-read-optional-leading:', text), text)
+    // Built: the three after the first two. Misses: the duplicate 'a' (of the shape: the reader reads
+    // on), and 'a' after 'b' (the prefix starts over: '{"b":0}' is its first read).
+    expect(built()).toBe(3)
+    // No member always there, and "__proto__" where it would be stored, make no shape: the reader
     // is made for the second text alone, the first text's shape is a miss, and the prefix starts over.
     const refused = [
-      ['{"a":1,"b":2}', '{"b":2}', '{"a":5,"b":6}', '{"b":4}'],
+      ['{"a":1}', '{"b":2}', '{"a":3}', '{"b":4}'],
       ['{"a":1,"__proto__":{"p":1},"b":2}', '{"a":1,"b":2}', '{"a":3,"__proto__":null,"b":4}', '{"a":1,"b":2}'],
       ['{"a":1,"b":2,"__proto__":3}', '{"a":1,"__proto__":3}', '{"a":1,"b":2,"__proto__":3}', '{"a":1,"__proto__":4}'],
     ]

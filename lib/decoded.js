@@ -390,10 +390,11 @@ function itemOf(list, depth = 0) {
  * A group read by a function of its own (added to `at.items`) whose slots
  * count from the `k` it is given; the code calls it through `helper` (`r`:
  * items, `m`: maybe, `p`: present), and slots after it count from where it
- * ended. `head` opens the group's template (an optional member's `,"key":`).
- * Null when the group's shape has too many nodes.
+ * ended. `head` opens the group's template and `tail` closes it (an optional
+ * member's `,"key":`, or `"key":` and `,` before the object's first member
+ * that is always there). Null when the group's shape has too many nodes.
  */
-function groupParts(shape, at, marker, helper, head = '') {
+function groupParts(shape, at, marker, helper, head = '', tail = '') {
   const inner = { nodes: at.nodes, k: 0, base: true, items: at.items }
   const part = readerParts(shape, inner)
   if (part === null) return null
@@ -403,34 +404,37 @@ function groupParts(shape, at, marker, helper, head = '') {
   const i = at.base ? `k+${at.k++}` : `${at.k++}`
   at.base = true
   at.k = 0
-  return { template: `${marker}${head}${part.template}${LEAF.end}`, code: `(a=${helper}(t,o,${i},${build}),k=e.k,a)` }
+  return { template: `${marker}${head}${part.template}${tail}${LEAF.end}`, code: `(a=${helper}(t,o,${i},${build}),k=e.k,a)` }
 }
 
 /**
  * An object with optional members, read by a function of its own: the
  * members up to the first optional one in an object literal, then each
  * member stored in text order, an optional one only when the text has it
- * (`,"key":` right there: the template's optional group). Its first member
- * may not be optional (each optional one opens with a comma), nor may
- * "__proto__" come after an optional one (a store would set the prototype).
- * Null when it has too many nodes, or either of those.
+ * (its own text right there: the template's optional group, `,"key":` after
+ * the first member that is always there, `"key":` before it, with the comma
+ * after the value). At least one member must always be there (the commas
+ * hang on it), and "__proto__" may not come at or after an optional one (a
+ * store would set the prototype). Null when it has too many nodes, or
+ * either of those.
  */
 function objectParts(value, keys, at) {
-  if (value[keys[0]] instanceof Optional) return null
+  const first = keys.findIndex((key) => !(value[key] instanceof Optional))
+  if (first < 0) return null
   const inner = { nodes: at.nodes, k: 0, base: true, items: at.items }
   const template = []
   const literal = []
   const stores = []
-  for (const key of keys) {
+  for (const [index, key] of keys.entries()) {
     const name = JSON.stringify(key)
     const member = value[key]
-    const head = `${template.length === 0 ? '' : ','}${name}:`
+    const head = `${index > first ? ',' : ''}${name}:`
     if (member instanceof Optional || stores.length > 0) {
       if (key === '__proto__') return null
       if (stores.length === 0) stores.push(`const y={${literal.join(',')}};`)
     }
     if (member instanceof Optional) {
-      const part = groupParts(member.value, inner, LEAF.optional, 'p', head)
+      const part = groupParts(member.value, inner, LEAF.optional, 'p', head, index < first ? ',' : '')
       if (part === null) return null
       template.push(part.template)
       stores.push(`if((a=${part.code})!==u)y[${name}]=a;`)

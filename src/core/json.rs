@@ -709,6 +709,23 @@ mod tests {
   }
 
   #[test]
+  fn a_member_before_the_first_one_always_there_may_be_absent() {
+    // {"a"?:N, "b":N}: the optional member's group closes with its comma.
+    let t = tpl(&["{", "+[", "\"a\":", "N", ",", "*]", "\"b\":", "N", "}"]);
+    assert_eq!(matched(&t, r#"{"b":1}"#).unwrap(), vec![0.0, 1.0]);
+    assert_eq!(matched(&t, r#"{"a":2,"b":1}"#).unwrap(), vec![1.0, 2.0, 1.0]);
+    for text in [
+      r#"{"a":2}"#,
+      r#"{"a":2,}"#,
+      r#"{,"b":1}"#,
+      r#"{"a":2"b":1}"#,
+      r#"{"b":1,"a":2}"#,
+    ] {
+      assert!(matched(&t, text).is_none(), "{text}");
+    }
+  }
+
+  #[test]
   fn a_template_whose_items_do_not_pair_up_is_refused() {
     for parts in [
       &["[*", "N"][..],
