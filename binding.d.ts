@@ -228,6 +228,15 @@ export declare const JSON_LEAF_STRING: number
 /** A template's array of strings (any length). */
 export declare const JSON_LEAF_STRINGS: number
 
+/** `jsonMatch`'s answer when `out` had no room for the text's figures (a larger one may do). */
+export declare const JSON_MATCH_FULL: number
+
+/** `jsonMatch`'s answer when the text did not match (JSON.parse reads it). */
+export declare const JSON_MATCH_NO: number
+
+/** `jsonMatch`'s answer when the text matched: its figures are in `out`. */
+export declare const JSON_MATCH_YES: number
+
 /** `JSON_LEAF_SCALAR`'s first figure for `false`. */
 export declare const JSON_SCALAR_FALSE: number
 
@@ -241,17 +250,27 @@ export declare const JSON_SCALAR_NUMBER: number
 export declare const JSON_SCALAR_TRUE: number
 
 /**
- * Whether `text` (of `length` units) is an instance of template `id`; if so,
- * its leaves' figures are in `out` (a Float64Array), in text order (see
- * `json::Template::matches`). A text of another length never matches.
+ * Whether `text` (of `length` units) is an instance of template `id`:
+ * `JSON_MATCH_YES`, and its leaves' figures are in `out` (a Float64Array), in
+ * text order (see `json::Template::matches`); `JSON_MATCH_NO`; or
+ * `JSON_MATCH_FULL` when `out` had no room for them. A text of another
+ * length, or a template id it does not hold, never matches.
  */
-export declare function jsonMatch(id: number, text: unknown, length: number, out: unknown): boolean
+export declare function jsonMatch(id: number, text: unknown, length: number, out: unknown): number
 
 /**
  * Whether JSON.stringify writes `text` unchanged between quotes (no control
  * character, '"', '\\' or surrogate): one call for all the strings of a value.
  */
 export declare function jsonPlain(text: string): boolean
+
+/**
+ * This loaded binary's template registry, named for the JS tables that keep
+ * its template ids: two copies of the package in one process (each with its
+ * own binary, its own TEMPLATES) share the JS runtime but must not share ids.
+ * Random, made once per loaded binary.
+ */
+export declare function jsonRegistry(): string
 
 /**
  * Registers a template (the JSON text of a shape with its leaves replaced by

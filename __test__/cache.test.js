@@ -302,7 +302,7 @@ describe('a shape read again and again', () => {
   afterEach(() => matches.mockRestore())
   /** How many reads the compiled reader built since the last call (the spy then starts over). */
   const built = () => {
-    const n = matches.mock.results.filter((r) => r.value === true).length
+    const n = matches.mock.results.filter((r) => r.value === native.JSON_MATCH_YES).length
     matches.mockClear()
     return n
   }
@@ -416,7 +416,7 @@ describe('a shape read again and again', () => {
       [base.replace('"mix":[1,"two",{"t":3}]', '"mix":[1,"two",{"t":3},4]'), true],
       [base.replace('"s":["p","q"]', '"s":["p",1]'), true],
       [base.replace('"m":[1,2.5]', '"m":[1,"2"]'), true],
-      [base.replace('"2":"two",', ''), true],
+      [base.replace('"2":"two",', ''), false],
       [base.replace('{"2"', '{ "2"'), false],
       [base.replace('"n":1', '"n": 1'), false],
       [base.replace('"k":"v"', '"\\u006b":"v"'), false],
@@ -476,7 +476,7 @@ describe('a shape read again and again', () => {
     }
     // After MAX_MISSES (8) changes of shape, a prefix is read by JSON.parse for good.
     const own = await compiledFor()
-    const apart = [...others.filter(([, startsOver]) => startsOver).map(([text]) => text), base.replace('"a":"x"', '"a":{"x":1}')]
+    const apart = [...others.filter(([, startsOver]) => startsOver).map(([text]) => text), base.replace('"a":"x"', '"a":{"x":1}'), base.replace('"b":true', '"b":[true]')]
     expect(apart.length).toBe(8)
     for (const text of apart) {
       expectParsed(await read(own, text), text)
@@ -757,25 +757,74 @@ describe('a shape read again and again', () => {
     // Built: the three after the first two. Misses: the duplicate 'a' (of the shape: the reader reads
     // on), and 'a' after 'b' (the prefix starts over: '{"b":0}' is its first read).
     expect(built()).toBe(3)
-    // No member always there, and "__proto__" where it would be stored, make no shape: the reader
-    // is made for the second text alone, the first text's shape is a miss, and the prefix starts over.
-    const refused = [
-      ['{"a":1}', '{"b":2}', '{"a":3}', '{"b":4}'],
-      ['{"a":1,"__proto__":{"p":1},"b":2}', '{"a":1,"b":2}', '{"a":3,"__proto__":null,"b":4}', '{"a":1,"b":2}'],
-      ['{"a":1,"b":2,"__proto__":3}', '{"a":1,"__proto__":3}', '{"a":1,"b":2,"__proto__":3}', '{"a":1,"__proto__":4}'],
+    // No member always there makes no shape: the reader is made for the second text alone, the
+    // first text's shape is a miss, and the prefix starts over.
+    for (const text of ['{"a":1}', '{"b":2}', '{"a":3}', '{"b":4}']) expectParsed(await read('cache:shape-read-optional-none:', text), text)
+    expect(built()).toBe(0)
+    // "__proto__" and the names Object.prototype has are own properties, in the literal or stored
+    // after an optional member (defined: an assignment would set the prototype, or call a setter).
+    const named = [
+      ['{"__proto__":{"p":1},"a":1,"b":2}', '{"__proto__":{"p":2},"a":1}', '{"__proto__":{"p":3},"a":1}', '{"__proto__":{"p":4},"a":2,"b":3}'],
+      ['{"a":1,"__proto__":{"p":1},"b":2}', '{"a":1,"b":2}', '{"a":3,"__proto__":{"p":2},"b":4}', '{"a":1,"b":2}'],
+      ['{"a":1,"b":2,"__proto__":3}', '{"a":1,"__proto__":3}', '{"a":1,"b":2,"__proto__":null}', '{"a":1,"__proto__":4}'],
+      ['{"a":1,"b":2,"toString":"t","constructor":1,"valueOf":null}', '{"a":1,"toString":"s","constructor":2}', '{"a":1,"b":3,"toString":"u","constructor":3}', '{"a":5,"toString":"v","constructor":4,"valueOf":true}'],
     ]
-    for (const [i, texts] of refused.entries()) {
-      for (const text of texts) expectParsed(await read(`cache:shape-read-optional-refused-${i}:`, text), text)
-      expect(built()).toBe(0)
+    for (const [i, texts] of named.entries()) {
+      for (const text of texts) expectParsed(await read(`cache:shape-read-optional-named-${i}:`, text), text)
+      expect(built()).toBe(2)
     }
-    // "__proto__" before the first optional member is an own property of the literal.
-    const proto = ['{"__proto__":{"p":1},"a":1,"b":2}', '{"__proto__":{"p":2},"a":1}', '{"__proto__":{"p":3},"a":1}', '{"__proto__":{"p":4},"a":2,"b":3}']
-    for (const text of proto) expectParsed(await read('cache:shape-read-optional-proto:', text), text)
-    expect(built()).toBe(2)
+    // With Object.prototype frozen (in a child process), a stored "toString" is still the value's own.
+    await inspector.set('cache:shape-read-frozen:0', '{"id":1,"note":"x","toString":"a"}')
+    await inspector.set('cache:shape-read-frozen:1', '{"id":1,"toString":"b"}')
+    await inspector.set('cache:shape-read-frozen:2', '{"id":2,"toString":"c"}')
+    const child = `
+      Object.freeze(Object.prototype);
+      const r = require('.');
+      (async () => {
+        const values = [];
+        for (let i = 0; i < 3; i++) values.push(await r.cacheService.get('cache:shape-read-frozen:' + i));
+        console.log(JSON.stringify(values.map((v) => Object.getOwnPropertyNames(v).map((k) => [k, v[k]]))));
+        await r.closeRedisConnection();
+      })();`
+    const out = await runNode(child)
+    expect(out.stderr).toBe('')
+    expect(JSON.parse(out.stdout)[2]).toEqual([['id', 2], ['toString', 'c']])
     // Integer-like keys come first in JSON.parse's order, as in the text JSON.stringify writes.
     const indexed = ['{"1":"x","a":1}', '{"1":"x","2":"y","a":1}', '{"1":"z","a":2}', '{"1":"x","2":"y","a":1}', '{"1":"x","2":"y"}']
     for (const text of indexed) expectParsed(await read('cache:shape-read-optional-indexed:', text), text)
     expect(built()).toBe(2)
+  })
+
+  test('a value handed to the caller may be changed, and texts needing more figures than characters are still read', async () => {
+    // The shapes a prefix keeps are its own: changing a value read does not change later reads.
+    const prefix = 'cache:shape-read-own:'
+    const texts = ['{"id":1,"name":"A","email":"a@x"}', '{"id":2,"name":"B","email":"b@x","profile":{"bio":"x"},"tags":[]}']
+    for (const text of texts) {
+      const value = await read(prefix, text)
+      expectParsed(value, text)
+      if (value.profile) value.profile.bio = undefined
+      value.tags?.push({ not: 'json' })
+      value.email = () => 1
+    }
+    for (const text of ['{"id":3,"name":"C"}', '{"id":4,"name":"D","profile":{"bio":"y"},"tags":["t"]}', '{"id":5,"name":"E","more":1}', '{"id":6,"name":"F"}']) {
+      const value = await read(prefix, text)
+      expectParsed(value, text)
+      Object.assign(value, { name: undefined, profile: { bio: Symbol('x') } })
+    }
+    expect(built()).toBe(2)
+    // Records of eleven members of which ten may be absent: 380 records of one member each need
+    // 4,181 figures for 4,071 characters, more than the first array holds.
+    const full = { id: 1 }
+    for (let i = 0; i < 10; i++) full[`f${i}`] = 'x'
+    for (const text of [JSON.stringify([full, { id: 2 }]), JSON.stringify([{ id: 3 }, full])]) expectParsed(await read('cache:shape-read-sparse:', text), text)
+    expect(built()).toBe(0)
+    const sparse = JSON.stringify(Array.from({ length: 380 }, (_, i) => ({ id: i })))
+    expect(sparse.length).toBeLessThanOrEqual(4096)
+    for (let i = 0; i < 12; i++) {
+      const text = i % 2 ? JSON.stringify([{ id: 4 }, full]) : sparse
+      expectParsed(await read('cache:shape-read-sparse:', text), text)
+    }
+    expect(built()).toBe(12)
   })
 
   test('random values with members left out are read as JSON.parse reads them', async () => {
@@ -833,13 +882,51 @@ describe('a shape read again and again', () => {
   })
 
   test('the native match refuses a text of another length than it is told, and any template id it does not hold', () => {
+    const { JSON_MATCH_YES: YES, JSON_MATCH_NO: NO, JSON_MATCH_FULL: FULL } = native
+    expect(new Set([YES, NO, FULL]).size).toBe(3)
     const id = native.jsonTemplate(`[${String.fromCharCode(native.JSON_LEAF_NUMBER)}]`)
     const out = new Float64Array(4)
-    expect(native.jsonMatch(id, '[1]', 3, out)).toBe(true)
+    expect(native.jsonMatch(id, '[1]', 3, out)).toBe(YES)
     expect(out[0]).toBe(1)
-    for (const length of [0, 2, 4, 2 ** 16, 2 ** 32 - 1]) expect(native.jsonMatch(id, '[1]', length, out)).toBe(false)
-    expect(native.jsonMatch(2 ** 31, '[1]', 3, out)).toBe(false)
-    expect(native.jsonMatch(id, '[1]', 3, new Float64Array(0))).toBe(false)
+    for (const length of [0, 2, 4, 2 ** 16, 2 ** 32 - 1]) expect(native.jsonMatch(id, '[1]', length, out)).toBe(NO)
+    expect(native.jsonMatch(2 ** 31, '[1]', 3, out)).toBe(NO)
+    // No room for the figures is told apart from no match.
+    expect(native.jsonMatch(id, '[1]', 3, new Float64Array(0))).toBe(FULL)
+    expect(native.jsonMatch(id, '["1"]', 5, new Float64Array(0))).toBe(NO)
+    // The binary's registry of templates has one name per loaded binary.
+    expect(native.jsonRegistry()).toMatch(/^[0-9a-f]{16}$/)
+    expect(native.jsonRegistry()).toBe(native.jsonRegistry())
+  })
+
+  test('two copies of the package in one process (each with its binary) never use each other\'s template ids', async () => {
+    const fs = require('node:fs')
+    const os = require('node:os')
+    const path = require('node:path')
+    const root = path.resolve(__dirname, '..')
+    const copy = fs.mkdtempSync(path.join(os.tmpdir(), 'yg-copy-'))
+    try {
+      for (const name of ['lib', 'binding.js', 'package.json', 'index.js']) fs.cpSync(path.join(root, name), path.join(copy, name), { recursive: true })
+      for (const name of fs.readdirSync(root).filter((f) => f.endsWith('.node'))) fs.copyFileSync(path.join(root, name), path.join(copy, name))
+      // Copy B registers another template first, so the same id names other templates in the two binaries.
+      const child = `
+        const A = require('./lib/decoded.js');
+        const nativeB = require(${JSON.stringify(path.join(copy, 'lib', 'native.js'))});
+        nativeB.jsonTemplate('[' + String.fromCharCode(nativeB.JSON_LEAF_STRING) + ',' + String.fromCharCode(nativeB.JSON_LEAF_STRING) + ']');
+        const B = require(${JSON.stringify(path.join(copy, 'lib', 'decoded.js'))});
+        const reads = [];
+        for (const [D, key, text] of [[A, 'p:1', '{"n":1,"s":"x"}'], [A, 'p:2', '{"n":2,"s":"y"}'], [A, 'p:3', '{"n":3,"s":"z"}'],
+            [B, 'p:4', '["abc","de"]'], [B, 'p:5', '{"n":4,"s":"w"}'], [B, 'p:6', '{"n":5,"s":"v"}'], [B, 'p:7', '{"n":6,"s":"u"}'], [A, 'p:8', '{"n":7,"s":"t"}']]) {
+          reads.push([JSON.stringify(D.parseByShape(key, text)), JSON.stringify(JSON.parse(text))]);
+        }
+        console.log(JSON.stringify({ reads, two: nativeB.jsonRegistry() !== require('./lib/native.js').jsonRegistry() }));`
+      const out = await runNode(child)
+      expect(out.stderr).toBe('')
+      const { reads, two } = JSON.parse(out.stdout)
+      expect(two).toBe(true)
+      for (const [got, parsed] of reads) expect(got).toBe(parsed)
+    } finally {
+      fs.rmSync(copy, { recursive: true, force: true })
+    }
   })
 })
 

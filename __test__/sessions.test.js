@@ -99,7 +99,7 @@ test('sessions of one shape are read by the reader compiled for it, as JSON.pars
       expect(value).toStrictEqual(JSON.parse(JSON.stringify(session(i))))
     }
     // The reader built the last eight: the org object or null, and lists of any length.
-    expect(matches.mock.results.filter((r) => r.value === true)).toHaveLength(8)
+    expect(matches.mock.results.filter((r) => r.value === native.JSON_MATCH_YES)).toHaveLength(8)
     // Whatever else a session key holds: JSON.parse's value, or null for what it refuses.
     const key = (id) => RedisKeys.session.auth(id)
     await inspector.set(key('other'), '{"userId":"u","roles":[1],"extra":true}')

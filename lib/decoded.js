@@ -46,8 +46,9 @@ function copyParsed(value) {
   const keys = Object.keys(value)
   for (let i = 0; i < keys.length; i++) {
     const key = keys[i]
-    if (key === '__proto__') {
-      // JSON.parse makes "__proto__" an own property; an assignment would set the prototype.
+    if (key in Object.prototype) {
+      // JSON.parse makes "__proto__" an own property; an assignment would set the prototype (and
+      // one to "toString"… would fail with Object.prototype frozen).
       Object.defineProperty(copy, key, { value: copyParsed(value[key]), writable: true, enumerable: true, configurable: true })
     } else {
       copy[key] = copyParsed(value[key])
@@ -169,23 +170,39 @@ function fingerprint(text) {
  * keeps the text (at most that size) alive as long as it lives.
  */
 // "v3": entries of this version's shape (a module of an older version, loaded
-// into the same process, keeps its own table).
-const readerOf = prefixTable('decoded-readers/v3', () => ({ seen: 0, read: null, shape: null, misses: 0, last: null }))
+// into the same process, keeps its own table); REGISTRY: template ids are the
+// loaded binary's (another copy of the package in the process, with a binary
+// of its own, shares the runtime but not these tables).
+const REGISTRY = native.jsonRegistry()
+const readerOf = prefixTable(`decoded-readers/v3/${REGISTRY}`, () => ({ seen: 0, read: null, misses: 0, last: null }))
+/**
+ * The shape each prefix's reader was made for (a value `merged` made, of this
+ * module's own objects: none of them is handed to a caller), per module
+ * instance: one evaluated again (hot reload) has its own Maybe, Optional and
+ * ANY, and starts that prefix over at its first miss.
+ */
+const shapes = new WeakMap()
 /** After this many changes of shape (or shapes that cannot be compiled), a prefix is read by JSON.parse for good. */
 const MAX_MISSES = 8
 /**
  * Compiled readers by source, per JS thread (worker threads each compile
  * their own); their templates live in Rust, per process, shared by threads.
  */
-const readers = runtime.shared('decoded-readers-compiled/v3', () => new Map())
+const readers = runtime.shared(`decoded-readers-compiled/v3/${REGISTRY}`, () => new Map())
 const MAX_READERS = 256
 /** Larger values (objects, arrays and leaves) get no reader. */
 const MAX_READER_NODES = 256
 /**
  * Where `jsonMatch` writes each leaf's figures: a string's start and end, a
- * number, a boolean as 1/0, an array's length (a text has fewer than it has units).
+ * number, a boolean as 1/0, an array's length, an optional member's presence.
+ * A text has fewer than it has units, unless it leaves out many optional
+ * members: then `jsonMatch` says JSON_MATCH_FULL and OUT grows (4× a time, up
+ * to MAX_OUT figures; past that such a text is read by JSON.parse, and is not
+ * a miss).
  */
-const OUT = new Float64Array(DECODED_MAX_TEXT + 2)
+let OUT = new Float64Array(DECODED_MAX_TEXT + 2)
+const MAX_OUT = 16 * (DECODED_MAX_TEXT + 2)
+const { JSON_MATCH_YES, JSON_MATCH_FULL } = native
 const { JSON_LEAF_STRING, JSON_LEAF_NUMBER, JSON_LEAF_BOOLEAN, JSON_LEAF_STRINGS, JSON_LEAF_NUMBERS, JSON_LEAF_SCALAR } = native
 const { JSON_LEAF_ITEMS, JSON_LEAF_MAYBE, JSON_LEAF_OPTIONAL, JSON_GROUP_END, JSON_SCALAR_FALSE, JSON_SCALAR_TRUE, JSON_SCALAR_NUMBER } = native
 const LEAF = {
@@ -408,15 +425,25 @@ function groupParts(shape, at, marker, helper, head = '', tail = '') {
 }
 
 /**
+ * The statement storing `code`'s value in `y` as member `key` (written as
+ * `name`), an own property as JSON.parse makes it: an assignment, but for a
+ * name Object.prototype has ("__proto__": an assignment would set the
+ * prototype; "toString", "constructor"…: it would fail were the prototype
+ * frozen), which is defined (~30× slower).
+ */
+function store(key, name, code) {
+  if (!(key in Object.prototype)) return `y[${name}]=${code};`
+  return `Object.defineProperty(y,${name},{value:${code},writable:true,enumerable:true,configurable:true});`
+}
+
+/**
  * An object with optional members, read by a function of its own: the
  * members up to the first optional one in an object literal, then each
  * member stored in text order, an optional one only when the text has it
  * (its own text right there: the template's optional group, `,"key":` after
  * the first member that is always there, `"key":` before it, with the comma
- * after the value). At least one member must always be there (the commas
- * hang on it), and "__proto__" may not come at or after an optional one (a
- * store would set the prototype). Null when it has too many nodes, or
- * either of those.
+ * after the value; see `store`). At least one member must always be there
+ * (the commas hang on it). Null when it has too many nodes, or none is.
  */
 function objectParts(value, keys, at) {
   const first = keys.findIndex((key) => !(value[key] instanceof Optional))
@@ -429,22 +456,19 @@ function objectParts(value, keys, at) {
     const name = JSON.stringify(key)
     const member = value[key]
     const head = `${index > first ? ',' : ''}${name}:`
-    if (member instanceof Optional || stores.length > 0) {
-      if (key === '__proto__') return null
-      if (stores.length === 0) stores.push(`const y={${literal.join(',')}};`)
-    }
+    if (member instanceof Optional && stores.length === 0) stores.push(`const y={${literal.join(',')}};`)
     if (member instanceof Optional) {
       const part = groupParts(member.value, inner, LEAF.optional, 'p', head, index < first ? ',' : '')
       if (part === null) return null
       template.push(part.template)
-      stores.push(`if((a=${part.code})!==u)y[${name}]=a;`)
+      stores.push(`if((a=${part.code})!==u)${store(key, name, 'a')}`)
       continue
     }
     const part = readerParts(member, inner)
     if (part === null) return null
     template.push(`${head}${part.template}`)
     if (stores.length === 0) literal.push(`${key === '__proto__' ? `[${name}]` : name}:${part.code}`)
-    else stores.push(`y[${name}]=${part.code};`)
+    else stores.push(store(key, name, part.code))
   }
   at.nodes = inner.nodes
   const build = `f${at.items.length}`
@@ -478,6 +502,7 @@ function readerParts(value, at) {
       return { template: LEAF.boolean, code: `((x=o[${slot()}])<0?null:x===1)` }
   }
   if (value instanceof Maybe) return groupParts(value.value, at, LEAF.maybe, 'm')
+  if (value !== null && value !== ANY && typeof value !== 'object') return null // nothing JSON.parse makes
   if (value === null || value === ANY) {
     const first = slot()
     slot()
@@ -540,16 +565,24 @@ function parseShaped(key, text) {
   const entry = readerOf(key)
   const read = entry.read
   if (read !== null) {
-    if (native.jsonMatch(read.id, text, text.length, OUT)) return read.build(text, OUT)
+    const found = native.jsonMatch(read.id, text, text.length, OUT)
+    if (found === JSON_MATCH_YES) return read.build(text, OUT)
+    if (found === JSON_MATCH_FULL) {
+      if (OUT.length >= MAX_OUT) return JSON.parse(text)
+      OUT = new Float64Array(OUT.length * 4)
+      return parseShaped(key, text)
+    }
     // Another shape: JSON.parse reads it (or throws), and the prefix starts over…
-    const shape = entry.shape
+    const shape = shapes.get(entry)
     entry.read = null
-    entry.shape = null
     entry.seen = 0
     entry.misses++
     const value = JSON.parse(text)
-    // …unless one shape covers the old and this one (a member absent, or only in this one…): its reader reads on.
-    if (entry.misses < MAX_MISSES && typeof value === 'object' && value !== null) widen(entry, merged(shape, value))
+    // …unless one shape covers the old and this one (a member absent, or only in this one…): its reader
+    // reads on. The shape is made of a value of its own (parsed again), never of the caller's.
+    if (shape !== undefined && entry.misses < MAX_MISSES && typeof value === 'object' && value !== null) {
+      widen(entry, merged(shape, JSON.parse(text)))
+    }
     return value
   }
   const value = JSON.parse(text)
@@ -559,10 +592,12 @@ function parseShaped(key, text) {
       entry.last = text
       return value
     }
-    const both = entry.last === null ? APART : merged(JSON.parse(entry.last), value)
+    // Of values of its own (parsed again), never of the caller's.
+    const own = JSON.parse(text)
+    const both = entry.last === null ? APART : merged(JSON.parse(entry.last), own)
     entry.last = null
-    // A shape both have, else (none, or one with no reader: an absent first member…) this text's.
-    if (!widen(entry, both) && !widen(entry, value)) {
+    // A shape both have, else (none, or one with no reader: no member always there…) this text's.
+    if (!widen(entry, both) && !widen(entry, own)) {
       entry.seen = 0
       entry.misses++
     }
@@ -575,7 +610,7 @@ function widen(entry, shape) {
   if (shape === APART) return false
   entry.read = readerFor(shape)
   if (entry.read === null) return false
-  entry.shape = shape
+  shapes.set(entry, shape)
   entry.seen = 2
   return true
 }

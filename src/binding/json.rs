@@ -3,7 +3,9 @@
 //! reader compiled per shape (`lib/decoded.js`).
 
 use std::cell::RefCell;
-use std::sync::{Arc, RwLock};
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use napi::bindgen_prelude::*;
 use napi::JsString;
@@ -66,8 +68,30 @@ pub const JSON_SCALAR_TRUE: i32 = json::SCALAR_TRUE;
 #[napi]
 pub const JSON_SCALAR_NUMBER: i32 = json::SCALAR_NUMBER;
 
+/// `jsonMatch`'s answer when the text matched: its figures are in `out`.
+#[napi]
+pub const JSON_MATCH_YES: u32 = json::Match::Yes as u32;
+/// `jsonMatch`'s answer when the text did not match (JSON.parse reads it).
+#[napi]
+pub const JSON_MATCH_NO: u32 = json::Match::No as u32;
+/// `jsonMatch`'s answer when `out` had no room for the text's figures (a larger one may do).
+#[napi]
+pub const JSON_MATCH_FULL: u32 = json::Match::Full as u32;
+
 /// Templates by id, per process: every thread's readers may use any of them.
 static TEMPLATES: RwLock<Vec<Arc<json::Template>>> = RwLock::new(Vec::new());
+/// This loaded binary's template registry, named for the JS tables that keep
+/// its template ids: two copies of the package in one process (each with its
+/// own binary, its own TEMPLATES) share the JS runtime but must not share ids.
+/// Random, made once per loaded binary.
+#[napi]
+pub fn json_registry() -> String {
+  static REGISTRY: OnceLock<String> = OnceLock::new();
+  REGISTRY
+    .get_or_init(|| format!("{:016x}", RandomState::new().build_hasher().finish()))
+    .clone()
+}
+
 /// Templates kept per process; past this many, none is registered.
 const MAX_TEMPLATES: usize = 1024;
 /// Longer texts are never matched (the JS readers take at most 4,096 units).
@@ -101,20 +125,23 @@ pub fn json_template(template: JsString) -> Result<Option<u32>> {
   Ok(Some((templates.len() - 1) as u32))
 }
 
-/// Whether `text` (of `length` units) is an instance of template `id`; if so,
-/// its leaves' figures are in `out` (a Float64Array), in text order (see
-/// `json::Template::matches`). A text of another length never matches.
+/// Whether `text` (of `length` units) is an instance of template `id`:
+/// `JSON_MATCH_YES`, and its leaves' figures are in `out` (a Float64Array), in
+/// text order (see `json::Template::matches`); `JSON_MATCH_NO`; or
+/// `JSON_MATCH_FULL` when `out` had no room for them. A text of another
+/// length, or a template id it does not hold, never matches.
 #[napi]
-pub fn json_match(env: Env, id: u32, text: Unknown, length: u32, out: Unknown) -> Result<bool> {
+pub fn json_match(env: Env, id: u32, text: Unknown, length: u32, out: Unknown) -> Result<u32> {
+  const NO: u32 = json::Match::No as u32;
   // lib/decoded.js sends texts of at most 4,096 units; a larger `length` reserves nothing.
   if length > MAX_TEXT {
-    return Ok(false);
+    return Ok(NO);
   }
   let template = {
     let templates = TEMPLATES.read().unwrap_or_else(|e| e.into_inner());
     match templates.get(id as usize) {
       Some(template) => template.clone(),
-      None => return Ok(false),
+      None => return Ok(NO),
     }
   };
   TEXT.with_borrow_mut(|units| {
@@ -125,6 +152,9 @@ pub fn json_match(env: Env, id: u32, text: Unknown, length: u32, out: Unknown) -
       read_utf16_of_length(env.raw(), text.raw(), length as usize, units)?;
       float64_slice_mut(env.raw(), out.raw())?
     };
-    Ok(units.len() == length as usize && template.matches(units, out))
+    if units.len() != length as usize {
+      return Ok(NO);
+    }
+    Ok(template.match_text(units, out) as u32)
   })
 }

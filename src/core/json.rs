@@ -59,6 +59,17 @@ pub const SCALAR_TRUE: i32 = -3;
 /// `LEAF_SCALAR`'s first figure for a number (the second is its value).
 pub const SCALAR_NUMBER: i32 = -4;
 
+/// What `Template::match_text` found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Match {
+  /// The text is an instance of the template; its figures are in `out`.
+  Yes = 1,
+  /// It is not (or not one this matcher reads: JSON.parse reads it).
+  No = 0,
+  /// `out` had no room for its figures; whether it matches is not known.
+  Full = 2,
+}
+
 /// A template (see `Template::matches`) made ready for matching: its runs of
 /// literal units are compared whole.
 pub struct Template {
@@ -148,8 +159,23 @@ impl Template {
   /// short. A match means JSON.parse(text) gives the value built from `out`:
   /// the same keys in the same order, and leaves JSON.parse would read the same.
   pub fn matches(&self, text: &[u16], out: &mut [f64]) -> bool {
-    let mut out = Figures { out, written: 0 };
-    self.steps_at(&self.steps, text, 0, &mut out) == Some(text.len())
+    self.match_text(text, out) == Match::Yes
+  }
+
+  /// As `matches`, telling apart a text that did not match from one whose
+  /// figures `out` had no room for (an absent optional member takes a figure
+  /// and no unit of the text, so a text may need more figures than it has units).
+  pub fn match_text(&self, text: &[u16], out: &mut [f64]) -> Match {
+    let mut out = Figures {
+      out,
+      written: 0,
+      full: false,
+    };
+    match self.steps_at(&self.steps, text, 0, &mut out) {
+      Some(end) if end == text.len() => Match::Yes,
+      _ if out.full => Match::Full,
+      _ => Match::No,
+    }
   }
 
   /// Where the text matching `steps` from `at` ends.
@@ -203,12 +229,18 @@ impl Template {
 struct Figures<'a> {
   out: &'a mut [f64],
   written: usize,
+  /// Set when a figure found no room.
+  full: bool,
 }
 
 impl Figures<'_> {
   /// None when `out` is full.
   fn put(&mut self, value: f64) -> Option<()> {
-    *self.out.get_mut(self.written)? = value;
+    let Some(slot) = self.out.get_mut(self.written) else {
+      self.full = true;
+      return None;
+    };
+    *slot = value;
     self.written += 1;
     Some(())
   }
@@ -216,6 +248,7 @@ impl Figures<'_> {
   /// Two figures, or none when `out` has room for one only.
   fn two(&mut self, first: f64, second: f64) -> Option<()> {
     if self.written + 2 > self.out.len() {
+      self.full = true;
       return None;
     }
     self.put(first)?;
@@ -754,5 +787,29 @@ mod tests {
     assert!(!Template::new(&t).unwrap().matches(&units("[1,2,3]"), &mut out));
     let s = tpl(&["[", "S", "]"]);
     assert!(!Template::new(&s).unwrap().matches(&units("[\"x\"]"), &mut [0.0; 1]));
+    // Told apart from a text that does not match.
+    let s = Template::new(&s).unwrap();
+    assert_eq!(s.match_text(&units("[\"x\"]"), &mut [0.0; 1]), Match::Full);
+    assert_eq!(s.match_text(&units("[1]"), &mut [0.0; 1]), Match::No);
+    assert_eq!(s.match_text(&units("[\"x\"]"), &mut [0.0; 2]), Match::Yes);
+    // Absent optional members take figures and no text: more figures than units.
+    let mut t = [vec![LEAF_ITEMS], units("{\"i\":"), vec![LEAF_NUMBER]].concat();
+    for key in 'a'..='j' {
+      t.extend(
+        [
+          vec![LEAF_OPTIONAL],
+          units(&format!(",\"{key}\":")),
+          vec![LEAF_NUMBER, GROUP_END],
+        ]
+        .concat(),
+      );
+    }
+    t.extend([units("}"), vec![GROUP_END]].concat());
+    let t = Template::new(&t).unwrap();
+    let text = format!("[{}]", vec![r#"{"i":1}"#; 10].join(","));
+    // 1 + 10 × 11 figures for 81 units.
+    assert_eq!(t.match_text(&units(&text), &mut vec![0.0; text.len()]), Match::Full);
+    assert_eq!(t.match_text(&units(&text), &mut vec![0.0; 111]), Match::Yes);
+    assert_eq!(t.match_text(&units(&text), &mut vec![0.0; 110]), Match::Full);
   }
 }
