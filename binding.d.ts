@@ -252,7 +252,7 @@ export declare const JSON_SCALAR_TRUE: number
 /**
  * Whether `text` (of `length` units) is an instance of template `id`:
  * `JSON_MATCH_YES`, and its leaves' figures are in `out` (a Float64Array), in
- * text order (see `json::Template::matches`); `JSON_MATCH_NO`; or
+ * text order (see `json::Template::match_text`); `JSON_MATCH_NO`; or
  * `JSON_MATCH_FULL` when `out` had no room for them. A text of another
  * length, or a template id it does not hold, never matches.
  */

@@ -24,7 +24,7 @@ pub fn json_plain(text: JsString) -> Result<bool> {
   Ok(json::is_plain(units))
 }
 
-// The leaves of a template (see `json::Template::matches`), for lib/decoded.js.
+// The leaves of a template (see `json::Template::match_text`), for lib/decoded.js.
 /// A template's string leaf.
 #[napi]
 pub const JSON_LEAF_STRING: u32 = json::LEAF_STRING as u32;
@@ -127,7 +127,7 @@ pub fn json_template(template: JsString) -> Result<Option<u32>> {
 
 /// Whether `text` (of `length` units) is an instance of template `id`:
 /// `JSON_MATCH_YES`, and its leaves' figures are in `out` (a Float64Array), in
-/// text order (see `json::Template::matches`); `JSON_MATCH_NO`; or
+/// text order (see `json::Template::match_text`); `JSON_MATCH_NO`; or
 /// `JSON_MATCH_FULL` when `out` had no room for them. A text of another
 /// length, or a template id it does not hold, never matches.
 #[napi]

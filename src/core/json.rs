@@ -70,7 +70,7 @@ pub enum Match {
   Full = 2,
 }
 
-/// A template (see `Template::matches`) made ready for matching: its runs of
+/// A template (see `Template::match_text`) made ready for matching: its runs of
 /// literal units are compared whole.
 pub struct Template {
   units: Box<[u16]>,
@@ -155,16 +155,11 @@ impl Template {
   /// occur in JSON.stringify's output, which escapes controls). Every other unit
   /// of the template must be in `text` as it is, so a match has no whitespace,
   /// the keys spelled as the template spells them, and nothing after the end.
-  /// The leaves' figures go to `out` in text order; no match when `out` is too
-  /// short. A match means JSON.parse(text) gives the value built from `out`:
-  /// the same keys in the same order, and leaves JSON.parse would read the same.
-  pub fn matches(&self, text: &[u16], out: &mut [f64]) -> bool {
-    self.match_text(text, out) == Match::Yes
-  }
-
-  /// As `matches`, telling apart a text that did not match from one whose
-  /// figures `out` had no room for (an absent optional member takes a figure
-  /// and no unit of the text, so a text may need more figures than it has units).
+  /// The leaves' figures go to `out` in text order. A match means
+  /// JSON.parse(text) gives the value built from `out`: the same keys in the
+  /// same order, and leaves JSON.parse would read the same. `Match::Full` when
+  /// `out` had no room for them (an absent optional member takes a figure and
+  /// no unit of the text, so a text may need more figures than it has units).
   pub fn match_text(&self, text: &[u16], out: &mut [f64]) -> Match {
     let mut out = Figures {
       out,
@@ -421,6 +416,12 @@ mod tests {
 
   fn units(text: &str) -> Vec<u16> {
     text.encode_utf16().collect()
+  }
+
+  impl Template {
+    fn matches(&self, text: &[u16], out: &mut [f64]) -> bool {
+      self.match_text(text, out) == Match::Yes
+    }
   }
 
   #[test]
@@ -806,7 +807,7 @@ mod tests {
     }
     t.extend([units("}"), vec![GROUP_END]].concat());
     let t = Template::new(&t).unwrap();
-    let text = format!("[{}]", vec![r#"{"i":1}"#; 10].join(","));
+    let text = format!("[{}]", [r#"{"i":1}"#; 10].join(","));
     // 1 + 10 × 11 figures for 81 units.
     assert_eq!(t.match_text(&units(&text), &mut vec![0.0; text.len()]), Match::Full);
     assert_eq!(t.match_text(&units(&text), &mut vec![0.0; 111]), Match::Yes);
