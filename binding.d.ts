@@ -216,7 +216,10 @@ export declare const JSON_LEAF_NUMBER: number
 /** A template's array of numbers (any length). */
 export declare const JSON_LEAF_NUMBERS: number
 
-/** A template's object member that may be absent: its template (`,"key":` and the value's) follows, up to `JSON_GROUP_END`. */
+/**
+ * A template's object member that may be absent: its template (`,"key":` and the value's, or
+ * `"key":`, the value's and `,` before the first member always there) follows, up to `JSON_GROUP_END`.
+ */
 export declare const JSON_LEAF_OPTIONAL: number
 
 /** A template's leaf that was `null` (null, a boolean, a number or a string). */

@@ -611,7 +611,6 @@ function widen(entry, shape) {
   entry.read = readerFor(shape)
   if (entry.read === null) return false
   shapes.set(entry, shape)
-  entry.seen = 2
   return true
 }
 

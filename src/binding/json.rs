@@ -49,7 +49,8 @@ pub const JSON_GROUP_END: u32 = json::GROUP_END as u32;
 /// A template's object or array that may be null: its template follows, up to `JSON_GROUP_END`.
 #[napi]
 pub const JSON_LEAF_MAYBE: u32 = json::LEAF_MAYBE as u32;
-/// A template's object member that may be absent: its template (`,"key":` and the value's) follows, up to `JSON_GROUP_END`.
+/// A template's object member that may be absent: its template (`,"key":` and the value's, or
+/// `"key":`, the value's and `,` before the first member always there) follows, up to `JSON_GROUP_END`.
 #[napi]
 pub const JSON_LEAF_OPTIONAL: u32 = json::LEAF_OPTIONAL as u32;
 /// A template's leaf that was `null` (null, a boolean, a number or a string).

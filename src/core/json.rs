@@ -45,8 +45,10 @@ pub const GROUP_END: u16 = 8;
 pub const LEAF_MAYBE: u16 = 9;
 /// A member of an object that may be absent: the units up to the matching
 /// `GROUP_END` are its template, which opens with the member's text as it is
-/// (`,"key":`). Written to `out` as 0 when the text does not go on with that
-/// opening (the member is absent), else as 1 and then the member's figures.
+/// (`,"key":`; or `"key":` before the object's first member that is always
+/// there, the comma then closing the group). Written to `out` as 0 when the
+/// text does not go on with that opening (the member is absent), else as 1
+/// and then the member's figures.
 pub const LEAF_OPTIONAL: u16 = 10;
 /// How deep `LEAF_ITEMS`, `LEAF_MAYBE` and `LEAF_OPTIONAL` may nest in one template.
 pub const MAX_GROUP_DEPTH: usize = 8;
