@@ -579,9 +579,9 @@ function parseShaped(key, text) {
     entry.misses++
     const value = JSON.parse(text)
     // …unless one shape covers the old and this one (a member absent, or only in this one…): its reader
-    // reads on. The shape is made of a value of its own (parsed again), never of the caller's.
+    // reads on. The shape is made of a copy of its own, never of the value handed to the caller.
     if (shape !== undefined && entry.misses < MAX_MISSES && typeof value === 'object' && value !== null) {
-      widen(entry, merged(shape, JSON.parse(text)))
+      widen(entry, merged(shape, copyParsed(value)))
     }
     return value
   }
@@ -592,8 +592,8 @@ function parseShaped(key, text) {
       entry.last = text
       return value
     }
-    // Of values of its own (parsed again), never of the caller's.
-    const own = JSON.parse(text)
+    // Of values of its own, never of the one handed to the caller.
+    const own = copyParsed(value)
     const both = entry.last === null ? APART : merged(JSON.parse(entry.last), own)
     entry.last = null
     // A shape both have, else (none, or one with no reader: no member always there…) this text's.

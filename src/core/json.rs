@@ -179,13 +179,10 @@ impl Template {
   fn steps_at(&self, steps: &[Step], text: &[u16], mut at: usize, out: &mut Figures) -> Option<usize> {
     for step in steps {
       at = match *step {
-        Step::Literal(start, end) => {
-          let literal = &self.units[start..end];
-          (text.get(at..at + literal.len()) == Some(literal)).then_some(at + literal.len())
-        }
+        Step::Literal(start, end) => self.literal_at(start, end, text, at),
         Step::Items(ref item) => self.items_at(item, text, at, out),
         Step::Optional(ref group) => match group.first() {
-          Some(&Step::Literal(start, end)) if text.get(at..at + (end - start)) == Some(&self.units[start..end]) => {
+          Some(&Step::Literal(start, end)) if self.literal_at(start, end, text, at).is_some() => {
             out.put(1.0).and_then(|()| self.steps_at(group, text, at, out))
           }
           _ => out.put(0.0).map(|()| at),
@@ -214,6 +211,12 @@ impl Template {
       }?;
     }
     Some(at)
+  }
+
+  /// Where the template's units `start..end`, found in `text` at `at` as they are, end.
+  fn literal_at(&self, start: usize, end: usize, text: &[u16], at: usize) -> Option<usize> {
+    let literal = &self.units[start..end];
+    (text.get(at..at + literal.len()) == Some(literal)).then_some(at + literal.len())
   }
 
   /// An array at `at` of any length whose items each match `item`: its length, then each item's figures.
