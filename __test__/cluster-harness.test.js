@@ -207,7 +207,9 @@ describe('a private cluster (the harness default: plain, or TLS under YG_TEST_TL
     clients.push(c)
     expect(await c.get(key)).toBe('before')
     await cluster.restart(victim)
-    await cluster.waitForHealthy()
+    // Rejoining takes a full resync from the promoted replica (nothing is kept
+    // on disk); under a loaded host that has taken longer than the default 30 s.
+    await cluster.waitForHealthy(60000)
     expect(cluster.replicas().find((r) => r.id === victim.id).master).toBe(replica.id)
     expect(cluster.masters()).toHaveLength(3)
   })

@@ -390,42 +390,54 @@ class RedisCluster {
     await this.#until(() => this.#agreement(), timeoutMs, 'cluster_state:ok and one slot map on every node')
   }
 
+  /** True when the live nodes agree (see waitForHealthy); else a string saying which node is not there yet, and why. */
   #agreement() {
     let reference = null
     for (const node of this.live()) {
       const info = this.clusterInfo(node)
-      if (info.cluster_state !== 'ok' || Number(info.cluster_slots_assigned) !== SLOTS) return false
+      if (info.cluster_state !== 'ok' || Number(info.cluster_slots_assigned) !== SLOTS) {
+        return `${node.address}: cluster_state ${info.cluster_state}, ${info.cluster_slots_assigned} slots assigned`
+      }
       const entries = this.view(node)
       const alive = entries.filter((e) => !e.flags.includes('fail') && !e.flags.includes('fail?') && !e.flags.includes('handshake'))
-      if (alive.length < this.live().length) return false
-      if (entries.some((e) => e.migrating.length)) return false
+      if (alive.length < this.live().length) return `${node.address}: sees ${alive.length} of ${this.live().length} live nodes`
+      if (entries.some((e) => e.migrating.length)) return `${node.address}: a slot migration is open`
       // Every node has its role: a master with slots, or a replica of one.
-      if (alive.some((e) => !(e.flags.includes('slave') && e.master) && !(e.flags.includes('master') && e.slots.length))) return false
+      const roleless = alive.find((e) => !(e.flags.includes('slave') && e.master) && !(e.flags.includes('master') && e.slots.length))
+      if (roleless) return `${node.address}: ${roleless.id} is ${roleless.flags.join(',')} with no slots and no master`
       // A replica has synced with its master (else it could not take over).
       const myself = entries.find((e) => e.flags.includes('myself'))
-      if (myself.flags.includes('slave') && parseInfo(this.cli(node, 'INFO', 'replication')).master_link_status !== 'up') return false
+      if (myself.flags.includes('slave')) {
+        const link = parseInfo(this.cli(node, 'INFO', 'replication')).master_link_status
+        if (link !== 'up') return `${node.address}: replica whose master link is ${link}`
+      }
       const owners = entries
         .filter((e) => e.flags.includes('master') && e.slots.length)
         .map((e) => `${e.id}:${e.slots.map((r) => r.join('-')).join(',')}`)
         .sort()
         .join(' ')
       if (reference === null) reference = owners
-      else if (reference !== owners) return false
+      else if (reference !== owners) return `${node.address}: its slot map differs from ${this.live()[0].address}'s`
     }
-    return reference !== null
+    return reference !== null || 'no live node'
   }
 
+  /** Polls `check` every 100 ms until it returns true; a string it returns says why not, for the timeout's message. */
   async #until(check, timeoutMs, what) {
     const deadline = Date.now() + timeoutMs
     let lastError = null
+    let lastReason = null
     for (;;) {
       try {
-        if (check()) return
+        const result = check()
+        if (result === true) return
+        if (typeof result === 'string') lastReason = result
       } catch (error) {
         lastError = error
       }
       if (Date.now() > deadline) {
-        throw new Error(`cluster: timed out after ${timeoutMs} ms waiting for ${what}${lastError ? ` (last error: ${lastError.message})` : ''}`)
+        const why = [lastReason && `last seen: ${lastReason}`, lastError && `last error: ${lastError.message}`].filter(Boolean).join('; ')
+        throw new Error(`cluster: timed out after ${timeoutMs} ms waiting for ${what}${why ? ` (${why})` : ''}`)
       }
       await sleep(100)
     }
@@ -469,7 +481,8 @@ class RedisCluster {
       const covered = this.masters().filter((m) => liveIds.has(m.id))
       let slots = 0
       for (const m of covered) for (const [a, b] of m.slots) slots += b - a + 1
-      return slots === SLOTS && this.#agreement()
+      if (slots !== SLOTS) return `live masters cover ${slots} of ${SLOTS} slots`
+      return this.#agreement()
     }, timeoutMs, 'a replica to take over the dead master\'s slots')
     return this.masters()
   }
