@@ -29,6 +29,9 @@
 // answered in it. Each cell is the median of the runs (the mean of the two
 // middle ones for an even count). Writes bench/results/route.md and .json
 // (route-tls.* with --tls).
+// Both servers preload bench/route-timing.js, which splits each latency into
+// the wait before Next.js reads the request (`arrival`, from autocannon's write)
+// and the time inside the server; a second table reports that split.
 // --tls: the redis-server is TLS-only with a CA made by makeTlsFiles(); both apps
 // get REDIS_URL=rediss://… and trust the CA through NODE_EXTRA_CA_CERTS.
 // --binary <file> (or YG_REDIS_PACK_BINARY): pack that addon binary instead of
@@ -128,7 +131,13 @@ async function startNext(app, dir, env) {
   const port = await freePort()
   const child = spawn(process.execPath, [nextBin(dir), 'start', '-p', String(port), '-H', '127.0.0.1'], {
     cwd: dir,
-    env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1', ...env },
+    env: {
+      ...process.env,
+      NEXT_TELEMETRY_DISABLED: '1',
+      ...env,
+      // The same timing hooks in both apps (bench/route-timing.js).
+      NODE_OPTIONS: [process.env.NODE_OPTIONS, `--require ${JSON.stringify(path.join(__dirname, 'route-timing.js'))}`].filter(Boolean).join(' '),
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true, // its own process group, so that stopping it stops its workers too
   })
@@ -232,7 +241,7 @@ function requestsFor(route, opts, seed) {
     return [{
       setupRequest: (req) => {
         req.path = `/api/${route}/${pick(opts.profiles)}`
-        req.headers = { ...req.headers, 'x-caller-id': `caller-${pick(opts.callers)}` }
+        req.headers = { ...req.headers, 'x-caller-id': `caller-${pick(opts.callers)}`, 'x-sent': sentStamp() }
         return req
       },
     }]
@@ -240,9 +249,23 @@ function requestsFor(route, opts, seed) {
   return [{
     setupRequest: (req) => {
       req.path = `/api/lock/${pick(opts.lockIds)}`
+      req.headers = { ...req.headers, 'x-sent': sentStamp() }
       return req
     },
   }]
+}
+
+/**
+ * The epoch time in ms (µs resolution) for the \`x-sent\` header: autocannon
+ * calls setupRequest just before it writes the request (bench/route-timing.js).
+ */
+const sentStamp = () => (performance.timeOrigin + performance.now()).toFixed(3)
+
+/** The server's split of the latency since the last call (bench/route-timing.js), and a fresh start. */
+async function serverTiming(base) {
+  const r = await fetch(`${base}/__bench/timing`)
+  if (r.status !== 200) throw new Error(`${base}/__bench/timing: ${r.status} (is bench/route-timing.js preloaded?)`)
+  return r.json()
 }
 
 /** Runs autocannon; with `measure`, keeps each 2xx response's latency (ms, fractional). */
@@ -290,10 +313,12 @@ async function oneRun(next, route, connections, opts, admin, redisPid, seed) {
   const nextBefore = cpuSeconds(pids)
   const redisBefore = cpuSeconds([redisPid])
   const selfBefore = process.cpuUsage()
+  await serverTiming(next.base) // starts over: the warm-up's requests are not counted
   const { result, latencies } = await load(next.base, route, connections, opts.seconds, opts, seed, true)
   const nextCpu = cpuSeconds(pids) - nextBefore
   const redisCpu = cpuSeconds([redisPid]) - redisBefore
   const self = process.cpuUsage(selfBefore)
+  const split = await serverTiming(next.base)
   const sorted = Float64Array.from(latencies).sort()
   const requests = result.requests.total
   return {
@@ -307,6 +332,11 @@ async function oneRun(next, route, connections, opts, admin, redisPid, seed) {
     nextCpuUsPerReq: requests ? (nextCpu * 1e6) / requests : 0,
     redisCpuUsPerReq: requests ? (redisCpu * 1e6) / requests : 0,
     loaderCpuUsPerReq: requests ? (self.user + self.system) / requests : 0,
+    loaderBusy: (self.user + self.system) / 1e6 / result.duration,
+    arrivalP50Ms: split.arrival.p50Ms,
+    arrivalP99Ms: split.arrival.p99Ms,
+    inServerP50Ms: split.inServer.p50Ms,
+    inServerP99Ms: split.inServer.p99Ms,
     non2xx: result.non2xx,
     errors: result.errors,
     timeouts: result.timeouts,
@@ -349,7 +379,10 @@ async function checkApps(nexts, admin) {
 
 // ── report ───────────────────────────────────────────────────────────────────
 
-const FIGURES = ['reqPerSec', 'p50Ms', 'p99Ms', 'nextCpuUsPerReq', 'redisCpuUsPerReq', 'loaderCpuUsPerReq', 'non2xx', 'errors', 'timeouts']
+const FIGURES = [
+  'reqPerSec', 'p50Ms', 'p99Ms', 'nextCpuUsPerReq', 'redisCpuUsPerReq', 'loaderCpuUsPerReq', 'loaderBusy',
+  'arrivalP50Ms', 'arrivalP99Ms', 'inServerP50Ms', 'inServerP99Ms', 'non2xx', 'errors', 'timeouts',
+]
 
 /** The median of each figure over the runs of one cell (the mean of the middle two for an even count). */
 function median(runs) {
@@ -374,6 +407,24 @@ function table(cells) {
     lines.push(
       `| ${c.route} | ${c.connections} | ${c.app} | ${f(c.reqPerSec)} | ${f(c.p50Ms, 2)} | ${f(c.p99Ms, 2)} | ${f(c.nextCpuUsPerReq)} | ${f(c.redisCpuUsPerReq)} | ${f(c.non2xx + c.errors + c.timeouts)} | ` +
         (c.app === 'addon' ? `${ratio('reqPerSec')} | ${ratio('p50Ms')} | ${ratio('p99Ms')} | ${ratio('nextCpuUsPerReq')} |` : ' | | | |'),
+    )
+  }
+  return lines.join('\n')
+}
+
+/** Where each cell's latency is made: before the server reads the request, and inside it. */
+function splitTable(cells) {
+  const f = (n, d = 2) => n.toFixed(d)
+  const lines = [
+    '| route | connections | app | p50 ms | p99 ms | arrival p50 ms | arrival p99 ms | in server p50 ms | in server p99 ms | in server p99 addon/ioredis | load generator busy |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
+  ]
+  for (const c of cells) {
+    const other = cells.find((o) => o.app === 'ioredis' && o.route === c.route && o.connections === c.connections)
+    const ratio = c.app === 'addon' && other && other.inServerP99Ms ? `${f(c.inServerP99Ms / other.inServerP99Ms)}×` : ''
+    lines.push(
+      `| ${c.route} | ${c.connections} | ${c.app} | ${f(c.p50Ms)} | ${f(c.p99Ms)} | ${f(c.arrivalP50Ms)} | ${f(c.arrivalP99Ms)} | ` +
+        `${f(c.inServerP50Ms)} | ${f(c.inServerP99Ms)} | ${ratio} | ${f(c.loaderBusy * 100, 0)} % |`,
     )
   }
   return lines.join('\n')
@@ -438,7 +489,7 @@ async function main() {
       for (const app of APPS) cells.push(median(runs.filter((r) => r.route === route && r.connections === connections && r.app === app)))
     }
   }
-  const text = table(cells)
+  const text = `${table(cells)}\n\nWhere the latency is made (bench/route-timing.js):\n\n${splitTable(cells)}`
   console.log(text)
   const dir = path.join(__dirname, 'results')
   fs.mkdirSync(dir, { recursive: true })
