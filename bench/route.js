@@ -34,6 +34,7 @@
 // and the time inside the server; a second table reports that split.
 // --tls: the redis-server is TLS-only with a CA made by makeTlsFiles(); both apps
 // get REDIS_URL=rediss://… and trust the CA through NODE_EXTRA_CA_CERTS.
+// --from <route.json>: print the report of an earlier run again, measuring nothing.
 // --binary <file> (or YG_REDIS_PACK_BINARY): pack that addon binary instead of
 // building the release one (scripts/pack.js). --no-install: keep what an earlier
 // run installed in both apps (no packing, no npm install; `next build` still runs).
@@ -430,9 +431,57 @@ function splitTable(cells) {
   return lines.join('\n')
 }
 
+/**
+ * What halving the ioredis app's p99 would take, where the run has the floor
+ * route. Under a closed loop of C connections the mean latency is C / (req/s)
+ * (Little's law), and p99 >= mean; so a p99 of half the ioredis app's needs
+ * req/s >= 2 * mean / p99 of the ioredis app's even with a flat latency
+ * distribution (p99 = mean), and 2 * (floor's p99/mean) / (ioredis p99/mean)
+ * with the floor's own shape. Next.js runs on one core, so req/s is at most
+ * 1 / (its CPU per request): no client can take it past the floor's CPU per
+ * request (the same code with no Redis work), i.e. past ioredis's CPU per
+ * request / the floor's.
+ */
+function boundTable(cells) {
+  const f = (n) => `${n.toFixed(2)}×`
+  const find = (route, connections, app) => cells.find((c) => c.route === route && c.connections === connections && c.app === app)
+  const lines = [
+    '| route | connections | ioredis p99 / mean | req/s needed, flat latency | req/s needed, the floor\'s shape | most req/s the floor allows | addon req/s |',
+    '|---|---|---|---|---|---|---|',
+  ]
+  for (const io of cells.filter((c) => c.app === 'ioredis' && c.route !== 'floor')) {
+    const addon = find(io.route, io.connections, 'addon')
+    const floors = APPS.map((app) => find('floor', io.connections, app)).filter(Boolean)
+    if (!addon || floors.length === 0 || !io.reqPerSec) continue
+    const shape = (c) => c.p99Ms / ((c.connections / c.reqPerSec) * 1000)
+    const floorShape = Math.min(...floors.map(shape))
+    const floorCpu = Math.min(...floors.map((c) => c.nextCpuUsPerReq))
+    lines.push(
+      `| ${io.route} | ${io.connections} | ${shape(io).toFixed(2)} | ${f(2 / shape(io))} | ${f((2 * floorShape) / shape(io))} | ` +
+        `${f(io.nextCpuUsPerReq / floorCpu)} | ${f(addon.reqPerSec / io.reqPerSec)} |`,
+    )
+  }
+  return lines.length > 2 ? lines.join('\n') : null
+}
+
+/** The report of a run: the main table, the split of the latency, and (with the floor route) the bound. */
+function report(cells) {
+  const bound = boundTable(cells)
+  return (
+    `${table(cells)}\n\nWhere the latency is made (bench/route-timing.js):\n\n${splitTable(cells)}` +
+    (bound ? `\n\nWhat a p99 of half the ioredis app's would take (Little's law; see boundTable in bench/route.js):\n\n${bound}` : '')
+  )
+}
+
 // ── main ─────────────────────────────────────────────────────────────────────
 
 async function main() {
+  const from = option('from', undefined)
+  if (from) {
+    // Only the report, again, from a run's JSON (e.g. after the report grew a table).
+    console.log(report(JSON.parse(fs.readFileSync(from, 'utf8')).cells))
+    return
+  }
   const opts = {
     seconds: Number(option('seconds', '10')),
     warmup: Number(option('warmup', '3')),
@@ -489,7 +538,7 @@ async function main() {
       for (const app of APPS) cells.push(median(runs.filter((r) => r.route === route && r.connections === connections && r.app === app)))
     }
   }
-  const text = `${table(cells)}\n\nWhere the latency is made (bench/route-timing.js):\n\n${splitTable(cells)}`
+  const text = report(cells)
   console.log(text)
   const dir = path.join(__dirname, 'results')
   fs.mkdirSync(dir, { recursive: true })
