@@ -396,6 +396,11 @@ function median(runs) {
   return out
 }
 
+/** The cell of one route, load and app, if the run has it. */
+function cellOf(cells, route, connections, app) {
+  return cells.find((c) => c.route === route && c.connections === connections && c.app === app)
+}
+
 function table(cells) {
   const f = (n, d = 0) => n.toFixed(d)
   const lines = [
@@ -403,7 +408,7 @@ function table(cells) {
     '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ]
   for (const c of cells) {
-    const other = cells.find((o) => o.app === 'ioredis' && o.route === c.route && o.connections === c.connections)
+    const other = cellOf(cells, c.route, c.connections, 'ioredis')
     const ratio = (key) => (other && other[key] ? `${f(c[key] / other[key], 2)}×` : '')
     lines.push(
       `| ${c.route} | ${c.connections} | ${c.app} | ${f(c.reqPerSec)} | ${f(c.p50Ms, 2)} | ${f(c.p99Ms, 2)} | ${f(c.nextCpuUsPerReq)} | ${f(c.redisCpuUsPerReq)} | ${f(c.non2xx + c.errors + c.timeouts)} | ` +
@@ -421,7 +426,7 @@ function splitTable(cells) {
     '|---|---|---|---|---|---|---|---|---|---|---|',
   ]
   for (const c of cells) {
-    const other = cells.find((o) => o.app === 'ioredis' && o.route === c.route && o.connections === c.connections)
+    const other = cellOf(cells, c.route, c.connections, 'ioredis')
     const ratio = c.app === 'addon' && other && other.inServerP99Ms ? `${f(c.inServerP99Ms / other.inServerP99Ms)}×` : ''
     lines.push(
       `| ${c.route} | ${c.connections} | ${c.app} | ${f(c.p50Ms)} | ${f(c.p99Ms)} | ${f(c.arrivalP50Ms)} | ${f(c.arrivalP99Ms)} | ` +
@@ -444,14 +449,13 @@ function splitTable(cells) {
  */
 function boundTable(cells) {
   const f = (n) => `${n.toFixed(2)}×`
-  const find = (route, connections, app) => cells.find((c) => c.route === route && c.connections === connections && c.app === app)
   const lines = [
     '| route | connections | ioredis p99 / mean | req/s needed, flat latency | req/s needed, the floor\'s shape | most req/s the floor allows | addon req/s |',
     '|---|---|---|---|---|---|---|',
   ]
   for (const io of cells.filter((c) => c.app === 'ioredis' && c.route !== 'floor')) {
-    const addon = find(io.route, io.connections, 'addon')
-    const floors = APPS.map((app) => find('floor', io.connections, app)).filter(Boolean)
+    const addon = cellOf(cells, io.route, io.connections, 'addon')
+    const floors = APPS.map((app) => cellOf(cells, 'floor', io.connections, app)).filter(Boolean)
     if (!addon || floors.length === 0 || !io.reqPerSec) continue
     const shape = (c) => c.p99Ms / ((c.connections / c.reqPerSec) * 1000)
     const floorShape = Math.min(...floors.map(shape))
