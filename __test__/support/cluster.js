@@ -167,6 +167,17 @@ function rawPipeline({ port, tls }, commands, timeoutMs = 20000) {
   })
 }
 
+/** For a timeout's message: the slots `node`'s view leaves without an owner, and that node's own line (role, epoch, open migrations). */
+function unowned(node, entries) {
+  const owned = new Uint8Array(SLOTS)
+  for (const e of entries) for (const [a, b] of e.slots) owned.fill(1, a, b + 1)
+  const missing = []
+  for (let slot = 0; slot < SLOTS && missing.length < 8; slot++) if (!owned[slot]) missing.push(slot)
+  const myself = entries.find((e) => e.flags.includes('myself'))
+  const self = myself ? `${myself.id} ${myself.flags.join(',')}${myself.master ? ` of ${myself.master}` : ''}${myself.migrating.length ? ` migrating ${JSON.stringify(myself.migrating)}` : ''}` : '?'
+  return `; no owner in its view: ${missing.length ? missing.join(',') : 'none'}; it is ${self}`
+}
+
 class RedisCluster {
   /**
    * @param {object} [options]
@@ -395,10 +406,10 @@ class RedisCluster {
     let reference = null
     for (const node of this.live()) {
       const info = this.clusterInfo(node)
-      if (info.cluster_state !== 'ok' || Number(info.cluster_slots_assigned) !== SLOTS) {
-        return `${node.address}: cluster_state ${info.cluster_state}, ${info.cluster_slots_assigned} slots assigned`
-      }
       const entries = this.view(node)
+      if (info.cluster_state !== 'ok' || Number(info.cluster_slots_assigned) !== SLOTS) {
+        return `${node.address}: cluster_state ${info.cluster_state}, ${info.cluster_slots_assigned} slots assigned` + unowned(node, entries)
+      }
       const alive = entries.filter((e) => !e.flags.includes('fail') && !e.flags.includes('fail?') && !e.flags.includes('handshake'))
       if (alive.length < this.live().length) return `${node.address}: sees ${alive.length} of ${this.live().length} live nodes`
       if (entries.some((e) => e.migrating.length)) return `${node.address}: a slot migration is open`
