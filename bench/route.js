@@ -401,39 +401,42 @@ function cellOf(cells, route, connections, app) {
   return cells.find((c) => c.route === route && c.connections === connections && c.app === app)
 }
 
+/** A Markdown table: its header names, then one array of cell texts per row. */
+function markdown(header, rows) {
+  const line = (cells) => `| ${cells.join(' | ')} |`
+  return [line(header), `|${header.map(() => '---').join('|')}|`, ...rows.map(line)].join('\n')
+}
+
+/** `c[key]` over the ioredis app's in the same cell, for an addon row (else ''). */
+function ratioToIoredis(cells, c, key) {
+  const other = cellOf(cells, c.route, c.connections, 'ioredis')
+  return c.app === 'addon' && other && other[key] ? `${(c[key] / other[key]).toFixed(2)}×` : ''
+}
+
 function table(cells) {
   const f = (n, d = 0) => n.toFixed(d)
-  const lines = [
-    '| route | connections | app | req/s | p50 ms | p99 ms | next CPU µs/req | redis CPU µs/req | non-2xx + errors | req/s addon/ioredis | p50 addon/ioredis | p99 addon/ioredis | next CPU addon/ioredis |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+  const header = [
+    'route', 'connections', 'app', 'req/s', 'p50 ms', 'p99 ms', 'next CPU µs/req', 'redis CPU µs/req', 'non-2xx + errors',
+    'req/s addon/ioredis', 'p50 addon/ioredis', 'p99 addon/ioredis', 'next CPU addon/ioredis',
   ]
-  for (const c of cells) {
-    const other = cellOf(cells, c.route, c.connections, 'ioredis')
-    const ratio = (key) => (other && other[key] ? `${f(c[key] / other[key], 2)}×` : '')
-    lines.push(
-      `| ${c.route} | ${c.connections} | ${c.app} | ${f(c.reqPerSec)} | ${f(c.p50Ms, 2)} | ${f(c.p99Ms, 2)} | ${f(c.nextCpuUsPerReq)} | ${f(c.redisCpuUsPerReq)} | ${f(c.non2xx + c.errors + c.timeouts)} | ` +
-        (c.app === 'addon' ? `${ratio('reqPerSec')} | ${ratio('p50Ms')} | ${ratio('p99Ms')} | ${ratio('nextCpuUsPerReq')} |` : ' | | | |'),
-    )
-  }
-  return lines.join('\n')
+  return markdown(header, cells.map((c) => [
+    c.route, c.connections, c.app, f(c.reqPerSec), f(c.p50Ms, 2), f(c.p99Ms, 2), f(c.nextCpuUsPerReq), f(c.redisCpuUsPerReq),
+    f(c.non2xx + c.errors + c.timeouts),
+    ...['reqPerSec', 'p50Ms', 'p99Ms', 'nextCpuUsPerReq'].map((key) => ratioToIoredis(cells, c, key)),
+  ]))
 }
 
 /** Where each cell's latency is made: before the server reads the request, and inside it. */
 function splitTable(cells) {
   const f = (n, d = 2) => n.toFixed(d)
-  const lines = [
-    '| route | connections | app | p50 ms | p99 ms | arrival p50 ms | arrival p99 ms | in server p50 ms | in server p99 ms | in server p99 addon/ioredis | load generator busy |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
+  const header = [
+    'route', 'connections', 'app', 'p50 ms', 'p99 ms', 'arrival p50 ms', 'arrival p99 ms', 'in server p50 ms', 'in server p99 ms',
+    'in server p99 addon/ioredis', 'load generator busy',
   ]
-  for (const c of cells) {
-    const other = cellOf(cells, c.route, c.connections, 'ioredis')
-    const ratio = c.app === 'addon' && other && other.inServerP99Ms ? `${f(c.inServerP99Ms / other.inServerP99Ms)}×` : ''
-    lines.push(
-      `| ${c.route} | ${c.connections} | ${c.app} | ${f(c.p50Ms)} | ${f(c.p99Ms)} | ${f(c.arrivalP50Ms)} | ${f(c.arrivalP99Ms)} | ` +
-        `${f(c.inServerP50Ms)} | ${f(c.inServerP99Ms)} | ${ratio} | ${f(c.loaderBusy * 100, 0)} % |`,
-    )
-  }
-  return lines.join('\n')
+  return markdown(header, cells.map((c) => [
+    c.route, c.connections, c.app, f(c.p50Ms), f(c.p99Ms), f(c.arrivalP50Ms), f(c.arrivalP99Ms), f(c.inServerP50Ms), f(c.inServerP99Ms),
+    ratioToIoredis(cells, c, 'inServerP99Ms'), `${f(c.loaderBusy * 100, 0)} %`,
+  ]))
 }
 
 /**
@@ -449,10 +452,7 @@ function splitTable(cells) {
  */
 function boundTable(cells) {
   const f = (n) => `${n.toFixed(2)}×`
-  const lines = [
-    '| route | connections | ioredis p99 / mean | req/s needed, flat latency | req/s needed, the floor\'s shape | most req/s the floor allows | addon req/s |',
-    '|---|---|---|---|---|---|---|',
-  ]
+  const rows = []
   for (const io of cells.filter((c) => c.app === 'ioredis' && c.route !== 'floor')) {
     const addon = cellOf(cells, io.route, io.connections, 'addon')
     const floors = APPS.map((app) => cellOf(cells, 'floor', io.connections, app)).filter(Boolean)
@@ -460,12 +460,16 @@ function boundTable(cells) {
     const shape = (c) => c.p99Ms / ((c.connections / c.reqPerSec) * 1000)
     const floorShape = Math.min(...floors.map(shape))
     const floorCpu = Math.min(...floors.map((c) => c.nextCpuUsPerReq))
-    lines.push(
-      `| ${io.route} | ${io.connections} | ${shape(io).toFixed(2)} | ${f(2 / shape(io))} | ${f((2 * floorShape) / shape(io))} | ` +
-        `${f(io.nextCpuUsPerReq / floorCpu)} | ${f(addon.reqPerSec / io.reqPerSec)} |`,
-    )
+    rows.push([
+      io.route, io.connections, shape(io).toFixed(2), f(2 / shape(io)), f((2 * floorShape) / shape(io)),
+      f(io.nextCpuUsPerReq / floorCpu), f(addon.reqPerSec / io.reqPerSec),
+    ])
   }
-  return lines.length > 2 ? lines.join('\n') : null
+  const header = [
+    'route', 'connections', 'ioredis p99 / mean', 'req/s needed, flat latency', 'req/s needed, the floor\'s shape',
+    'most req/s the floor allows', 'addon req/s',
+  ]
+  return rows.length ? markdown(header, rows) : null
 }
 
 /** The report of a run: the main table, the split of the latency, and (with the floor route) the bound. */

@@ -181,10 +181,12 @@ impl Template {
       at = match *step {
         Step::Literal(start, end) => self.literal_at(start, end, text, at),
         Step::Items(ref item) => self.items_at(item, text, at, out),
-        Step::Optional(ref group) => match group.first() {
-          Some(&Step::Literal(start, end)) if self.literal_at(start, end, text, at).is_some() => {
-            out.put(1.0).and_then(|()| self.steps_at(group, text, at, out))
-          }
+        // The group opens with the member's literal: found, the rest of the group reads on from its end.
+        Step::Optional(ref group) => match group.split_first() {
+          Some((&Step::Literal(start, end), rest)) => match self.literal_at(start, end, text, at) {
+            Some(after) => out.put(1.0).and_then(|()| self.steps_at(rest, text, after, out)),
+            None => out.put(0.0).map(|()| at),
+          },
           _ => out.put(0.0).map(|()| at),
         },
         Step::Maybe(_) if starts_with(text, at, b"null") => out.put(0.0).map(|()| at + 4),
