@@ -118,6 +118,48 @@ describe('a private cluster (the harness default: plain, or TLS under YG_TEST_TL
     expect(attached.nodes.every((n) => typeof n.server.child.pid === 'number')).toBe(true)
   })
 
+  // Runs before the resharding tests. When the victim was the target of the
+  // resharding, Redis 7.0 (this machine's) left the last slot redis-cli had
+  // moved without an owner in one master's view after the rejoin, for good:
+  // once in CI and once in 32 runs here under load. Slot moves bump the
+  // epoch without consensus, and 7.0's cluster bus does not always heal a
+  // view after that (later Redis changed how a dropped slot claim is
+  // handled: redis/redis#12344, #12564). This test is about failover and
+  // rejoin, so it starts from a cluster whose slots were never moved.
+  test('a killed master is replaced by its replica within seconds, and rejoins as a replica', async () => {
+    const writer = clusterClient(cluster)
+    clients.push(writer)
+    const victim = cluster.masters()[0]
+    const [a, b] = victim.slots[0]
+    const candidates = Array.from({ length: 200 }, (_, i) => `fo:${i}`)
+    const candidateSlots = await cluster.keySlots(candidates)
+    const key = candidates.find((_, i) => candidateSlots[i] >= a && candidateSlots[i] <= b)
+    await writer.set(key, 'before')
+    // The replica has it before the master dies.
+    expect(cluster.cli(victim, 'WAIT', 1, 2000)).toBe('1')
+    const replica = cluster.replicas().find((r) => r.master === victim.id)
+    const slots = victim.slots
+    const started = Date.now()
+    await cluster.killMaster(victim)
+    expect(victim.server.child).toBe(null)
+    const masters = await cluster.waitForFailover()
+    const tookMs = Date.now() - started
+    expect(tookMs).toBeLessThan(15000)
+    const promoted = masters.find((m) => m.id === replica.id)
+    expect(promoted).toBeDefined()
+    expect(promoted.slots).toEqual(slots)
+    expect(masters.map((m) => m.id)).not.toContain(victim.id)
+    const c = nodeClient(cluster, promoted)
+    clients.push(c)
+    expect(await c.get(key)).toBe('before')
+    await cluster.restart(victim)
+    // Rejoining takes a full resync from the promoted replica (nothing is kept
+    // on disk); under a loaded host that has taken longer than the default 30 s.
+    await cluster.waitForHealthy(60000)
+    expect(cluster.replicas().find((r) => r.id === victim.id).master).toBe(replica.id)
+    expect(cluster.masters()).toHaveLength(3)
+  })
+
   test('resharding with redis-cli moves slots and their keys', async () => {
     const [from, to] = cluster.masters()
     const before = { from: owned(from.slots), to: owned(to.slots) }
@@ -178,40 +220,6 @@ describe('a private cluster (the harness default: plain, or TLS under YG_TEST_TL
     await cluster.waitForHealthy()
     await expect(source.get(keys[0])).rejects.toThrow(new RegExp(`^MOVED ${slot} 127\\.0\\.0\\.1:${to.port}$`))
     for (const key of keys) expect(await target.get(key)).toBe(key)
-  })
-
-  test('a killed master is replaced by its replica within seconds, and rejoins as a replica', async () => {
-    const writer = clusterClient(cluster)
-    clients.push(writer)
-    const victim = cluster.masters()[0]
-    const [a, b] = victim.slots[0]
-    const candidates = Array.from({ length: 200 }, (_, i) => `fo:${i}`)
-    const candidateSlots = await cluster.keySlots(candidates)
-    const key = candidates.find((_, i) => candidateSlots[i] >= a && candidateSlots[i] <= b)
-    await writer.set(key, 'before')
-    // The replica has it before the master dies.
-    expect(cluster.cli(victim, 'WAIT', 1, 2000)).toBe('1')
-    const replica = cluster.replicas().find((r) => r.master === victim.id)
-    const slots = victim.slots
-    const started = Date.now()
-    await cluster.killMaster(victim)
-    expect(victim.server.child).toBe(null)
-    const masters = await cluster.waitForFailover()
-    const tookMs = Date.now() - started
-    expect(tookMs).toBeLessThan(15000)
-    const promoted = masters.find((m) => m.id === replica.id)
-    expect(promoted).toBeDefined()
-    expect(promoted.slots).toEqual(slots)
-    expect(masters.map((m) => m.id)).not.toContain(victim.id)
-    const c = nodeClient(cluster, promoted)
-    clients.push(c)
-    expect(await c.get(key)).toBe('before')
-    await cluster.restart(victim)
-    // Rejoining takes a full resync from the promoted replica (nothing is kept
-    // on disk); under a loaded host that has taken longer than the default 30 s.
-    await cluster.waitForHealthy(60000)
-    expect(cluster.replicas().find((r) => r.id === victim.id).master).toBe(replica.id)
-    expect(cluster.masters()).toHaveLength(3)
   })
 })
 

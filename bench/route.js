@@ -19,8 +19,8 @@
 //   floor    GET /api/floor/<id>: the profile route's JSON answer with no Redis work at
 //            all (the same code in both apps): what Next.js alone costs, the floor
 //            under the other routes' latency
-// For each route and load (connections) the apps run alternately A B A B
-// (--repeat 2: addon, ioredis, addon, ioredis); each run starts from an empty
+// For each route and load (connections) the apps run alternately A B B A
+// (--repeat 2: addon, ioredis, ioredis, addon; --repeat 4: A B B A A B B A); each run starts from an empty
 // database (FLUSHALL), primes, warms up for --warmup s at the same load, then
 // measures for --seconds. Latency is each 2xx response's time as autocannon saw
 // it (kept here at µs resolution; autocannon's own histogram keeps whole ms).
@@ -520,7 +520,8 @@ async function main() {
     for (const route of routes) {
       for (const connections of loads) {
         for (let i = 0; i < opts.repeat; i++) {
-          for (const next of nexts) {
+          // A B, then B A: a drift of the host over a cell weighs on both apps alike.
+          for (const next of i % 2 === 0 ? nexts : [...nexts].reverse()) {
             // The same request sequence for both apps within a round.
             const r = await oneRun(next, route, connections, opts, admin, server.child.pid, 0x9e3779b9 + seed + i)
             runs.push(r)
