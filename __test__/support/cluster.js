@@ -167,8 +167,8 @@ function rawPipeline({ port, tls }, commands, timeoutMs = 20000) {
   })
 }
 
-/** For a timeout's message: the slots `node`'s view leaves without an owner, and that node's own line (role, epoch, open migrations). */
-function unowned(node, entries) {
+/** For a timeout's message: the slots a node's view (`entries`) leaves without an owner, and that node's own line (role, open migrations). */
+function unowned(entries) {
   const owned = new Uint8Array(SLOTS)
   for (const e of entries) for (const [a, b] of e.slots) owned.fill(1, a, b + 1)
   const missing = []
@@ -408,7 +408,7 @@ class RedisCluster {
       const info = this.clusterInfo(node)
       const entries = this.view(node)
       if (info.cluster_state !== 'ok' || Number(info.cluster_slots_assigned) !== SLOTS) {
-        return `${node.address}: cluster_state ${info.cluster_state}, ${info.cluster_slots_assigned} slots assigned` + unowned(node, entries)
+        return `${node.address}: cluster_state ${info.cluster_state}, ${info.cluster_slots_assigned} slots assigned` + unowned(entries)
       }
       const alive = entries.filter((e) => !e.flags.includes('fail') && !e.flags.includes('fail?') && !e.flags.includes('handshake'))
       if (alive.length < this.live().length) return `${node.address}: sees ${alive.length} of ${this.live().length} live nodes`
